@@ -1,0 +1,161 @@
+"""The default generation backend: Hugging Face transformers, batched and seeded per row.
+
+Sampling is done by a logits processor that draws each row's token from that row's own
+random stream (seeded by run seed, prompt and sample index), then hands ``generate`` a
+one-hot choice to take greedily.  A row's text therefore does not depend on which other
+prompts share its batch, which makes cached and fresh generations interchangeable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
+
+from moco_core.types import Generation, GenerationRequest, GenerationSettings
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+
+
+@dataclass
+class HFModel:
+    """A loaded transformers model with its tokenizer and input device."""
+
+    model: Any
+    tokenizer: Any
+    device: torch.device
+
+
+def row_seed(seed: int, request: GenerationRequest) -> int:
+    text = f"{seed}\x00{request.system_prompt or ''}\x00{request.prompt}\x00{request.sample}"
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") >> 1
+
+
+class RowSeededSampler(LogitsProcessor):
+    """Temperature + top-p sampling with one generator per row; greedy at temperature 0."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float) -> None:
+        self.temperature = temperature
+        self.top_p = top_p
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.temperature == 0:
+            return scores
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        sorted_probs, sorted_ids = torch.sort(probs, dim=-1, descending=True)
+        cumulative = torch.cumsum(sorted_probs, dim=-1)
+        sorted_probs = sorted_probs.masked_fill(cumulative - sorted_probs > self.top_p, 0.0)
+        cumulative = torch.cumsum(sorted_probs, dim=-1)
+        draws = torch.stack([torch.rand((), generator=g) for g in self.generators]).to(scores.device)
+        threshold = draws * cumulative[:, -1]
+        positions = torch.searchsorted(cumulative, threshold.unsqueeze(-1)).clamp(max=scores.shape[-1] - 1)
+        chosen = sorted_ids.gather(-1, positions)
+        choice = torch.full_like(scores, float("-inf"))
+        return choice.scatter(-1, chosen, 0.0)
+
+
+def weight_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+
+
+def render_prompt(tokenizer: Any, prompt: str, system_prompt: str | None) -> str:
+    """The chat-templated prompt when the tokenizer has a template, else plain text."""
+    if getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        messages.append({"role": "user", "content": prompt})
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return f"{system_prompt}\n\n{prompt}" if system_prompt else prompt
+
+
+def eos_ids(hf: HFModel) -> set[int]:
+    ids: set[int] = set()
+    config_eos = getattr(hf.model.generation_config, "eos_token_id", None)
+    for value in (config_eos, hf.tokenizer.eos_token_id):
+        if isinstance(value, int):
+            ids.add(value)
+        elif value:
+            ids.update(value)
+    return ids
+
+
+class HFBackend:
+    """Loads local folders or hub ids with transformers and generates in padded batches."""
+
+    def load(self, path: str, device: str, dtype: str, device_map: str | None = None) -> HFModel:
+        torch_dtype = getattr(torch, dtype)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        if device_map:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, device_map=device_map)
+            input_device = next(model.parameters()).device
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)
+            input_device = torch.device(device)
+        model.eval()
+        return HFModel(model, tokenizer, input_device)
+
+    def unload(self, handle: HFModel) -> None:
+        handle.model = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def generate(
+        self, handle: HFModel, requests: list[GenerationRequest], settings: GenerationSettings, batch_size: int
+    ) -> list[Generation]:
+        texts = [render_prompt(handle.tokenizer, r.prompt, r.system_prompt) for r in requests]
+        lengths = [len(handle.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        order = sorted(range(len(requests)), key=lambda i: -lengths[i])
+        results: list[Generation | None] = [None] * len(requests)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            batch = self._generate_batch(handle, [requests[i] for i in rows], [texts[i] for i in rows], settings)
+            for i, generation in zip(rows, batch, strict=True):
+                results[i] = generation
+        return [r for r in results if r is not None]
+
+    @torch.inference_mode()
+    def _generate_batch(
+        self, handle: HFModel, requests: list[GenerationRequest], texts: list[str], settings: GenerationSettings
+    ) -> list[Generation]:
+        tokenizer = handle.tokenizer
+        encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(handle.device)
+        want_logprobs = any(r.logprobs for r in requests)
+        sampler = RowSeededSampler([row_seed(settings.seed, r) for r in requests], settings.temperature, settings.top_p)
+        stop_ids = eos_ids(handle)
+        output = handle.model.generate(
+            **encoded,
+            max_new_tokens=settings.max_new_tokens,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            logits_processor=LogitsProcessorList([sampler]),
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=sorted(stop_ids) or None,
+            return_dict_in_generate=True,
+            output_logits=want_logprobs,
+        )
+        new_tokens = output.sequences[:, encoded["input_ids"].shape[1] :]
+        step_logprobs = (
+            torch.log_softmax(torch.stack(output.logits, dim=1).float(), dim=-1) if want_logprobs else None
+        )
+        generations = []
+        for row, request in enumerate(requests):
+            tokens = new_tokens[row].tolist()
+            end = next((i for i, t in enumerate(tokens) if t in stop_ids), len(tokens))
+            text = tokenizer.decode(tokens[:end], skip_special_tokens=True)
+            generation = Generation(text=text.strip())
+            if request.logprobs and step_logprobs is not None:
+                steps = step_logprobs[row, :end]
+                chosen = torch.tensor(tokens[:end], device=steps.device).unsqueeze(-1)
+                generation.token_logprobs = steps.gather(-1, chosen).squeeze(-1).tolist()
+                generation.top_logprobs = steps.max(dim=-1).values.tolist()
+            generations.append(generation)
+        return generations

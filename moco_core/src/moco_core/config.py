@@ -1,0 +1,141 @@
+"""The run config: one pydantic model, read from YAML or JSON, every unknown key refused."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from moco_core.errors import MocoError
+from moco_core.types import GenerationSettings
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Strict):
+    """One pool member.  The same path with different system prompts shares one loaded copy."""
+
+    name: str = Field(min_length=1)
+    path: str = Field(min_length=1)
+    description: str | None = None
+    system_prompt: str | None = None
+    backend: str = "hf"
+
+
+class DatasetConfig(_Strict):
+    """A registered dataset key or a benchmark-format file; ``limit`` caps each split."""
+
+    name: str | None = None
+    path: str | None = None
+    limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetConfig:
+        if (self.name is None) == (self.path is None):
+            raise ValueError("give exactly one of 'name' or 'path'")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or Path(self.path or "").stem
+
+
+class GenerationConfig(_Strict):
+    max_new_tokens: int = Field(default=512, ge=1)
+    temperature: float = Field(default=0.7, ge=0.0)
+    top_p: float = Field(default=0.9, gt=0.0, le=1.0)
+    seed: int = 0
+    batch_size: int = Field(default=16, ge=1)
+
+    def settings(self) -> GenerationSettings:
+        return GenerationSettings(self.max_new_tokens, self.temperature, self.top_p, self.seed)
+
+
+class HardwareConfig(_Strict):
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    max_resident_models: int | None = Field(default=None, ge=1)
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda|cuda:\d+|mps", value):
+            raise ValueError("expected cpu, cuda, cuda:N, mps or auto")
+        return value
+
+
+class RunConfig(_Strict):
+    """Everything one run needs; written back resolved as ``config.yaml`` next to the results."""
+
+    method: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    models: list[ModelConfig] = Field(min_length=1)
+    dataset: DatasetConfig
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    hardware: HardwareConfig = Field(default_factory=HardwareConfig)
+    output_dir: str | None = None
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: list[ModelConfig]) -> list[ModelConfig]:
+        seen: set[str] = set()
+        for model in models:
+            if model.name in seen:
+                raise ValueError(f"model name {model.name!r} is used twice")
+            seen.add(model.name)
+        return models
+
+    def resolved_output_dir(self) -> Path:
+        return Path(self.output_dir or f"runs/{self.method}-{self.dataset.label}")
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    """The first problem of a pydantic error as ``source: field.path: message``."""
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{source}: {location}: {message}"
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Parse a YAML or JSON config file into a mapping, with one-line errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise MocoError(f"{path}: config file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise MocoError(f"{path}: malformed config{where}: {detail}") from None
+    if not isinstance(data, dict):
+        raise MocoError(f"{path}: config must be a mapping of keys to values")
+    return data
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read and validate a config file; ``overrides`` are applied to the top level first."""
+    data = read_config_file(path)
+    data.update(overrides or {})
+    return parse_config(data, str(path))
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise MocoError(format_validation_error(exc, source)) from None
+
+
+def dump_config(config: RunConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

