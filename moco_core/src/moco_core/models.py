@@ -9,8 +9,8 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -146,4 +146,3 @@ def tokenizer_fingerprint(path: str) -> str | None:
     added = [(t.get("id"), t.get("content")) for t in tokenizer.get("added_tokens", [])]
     payload = json.dumps([vocab, added], sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-

@@ -143,9 +143,7 @@ class HFBackend:
             output_logits=want_logprobs,
         )
         new_tokens = output.sequences[:, encoded["input_ids"].shape[1] :]
-        step_logprobs = (
-            torch.log_softmax(torch.stack(output.logits, dim=1).float(), dim=-1) if want_logprobs else None
-        )
+        step_logprobs = torch.log_softmax(torch.stack(output.logits, dim=1).float(), dim=-1) if want_logprobs else None
         generations = []
         for row, request in enumerate(requests):
             tokens = new_tokens[row].tolist()

@@ -1,0 +1,216 @@
+"""Token-level joint decoding: several Hugging Face models that share a vocabulary pick each
+token together.
+
+Every model reads its own rendered prompt (its own system prompt, so its own length and
+padding) and keeps one KV cache for the whole continuation: the prompt is encoded once and
+each later step feeds only the chosen token.  At every step the models' next-token
+log-probabilities go through a ``combine`` function (a weighted mixture, a contrast, a
+switch), an optional ``step_hook`` may observe or replace the result, and one token per row
+is drawn with the same per-row seeding as the hf backend, so a row's text never depends on
+which other prompts share its batch.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from moco_core.backends.hf import HFModel, RowSeededSampler, eos_ids, render_prompt
+from moco_core.errors import MocoError
+from moco_core.types import GenerationSettings
+
+Combine = Callable[[list[torch.Tensor]], torch.Tensor]
+"""Maps each model's log-probabilities ``(batch, vocab)`` to the log-probabilities to sample from."""
+
+
+@dataclass
+class DecodeStep:
+    """What a step hook sees of one decoding step of one batch.
+
+    ``rows`` are the positions, in the prompts given to ``decode``, of the tensor rows; they
+    are stable for the whole batch, so a hook can keep per-row state (a cascade's "switched"
+    flag) keyed by them.  ``log_probs`` are per model, ``combined`` is what ``combine``
+    returned; ``finished`` marks rows that have already stopped (their token is ignored).
+    """
+
+    index: int
+    rows: list[int]
+    log_probs: list[torch.Tensor]
+    combined: torch.Tensor
+    finished: torch.Tensor
+
+
+StepHook = Callable[[DecodeStep], "torch.Tensor | None"]
+"""Called once per step after ``combine``; a returned tensor replaces the combined log-probs."""
+
+
+def _forward_parameters(model: Any) -> set[str]:
+    return set(inspect.signature(type(model).forward).parameters)
+
+
+class _ModelStream:
+    """One model's side of a batch: its left-padded prompts, attention mask and KV cache."""
+
+    def __init__(self, hf: HFModel, texts: Sequence[str], pad_id: int) -> None:
+        from transformers import DynamicCache
+
+        self.hf = hf
+        encoded = hf.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        width = max(len(ids) for ids in encoded)
+        input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in encoded], device=hf.device)
+        self.attention_mask = torch.tensor(
+            [[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded], device=hf.device
+        )
+        position_ids = (self.attention_mask.cumsum(-1) - 1).masked_fill(self.attention_mask == 0, 0)
+        parameters = _forward_parameters(hf.model)
+        self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
+        self._keep_last = "logits_to_keep" in parameters
+        self.cache = DynamicCache(config=hf.model.config)
+        self.next_position = position_ids[:, -1:] + 1
+        self.logits = self._forward(input_ids, position_ids)
+
+    def _forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        extra: dict[str, Any] = {self._cache_argument: self.cache}
+        if self._keep_last:
+            extra["logits_to_keep"] = 1
+        output = self.hf.model(
+            input_ids=input_ids,
+            attention_mask=self.attention_mask if input_ids.shape[1] > 1 else None,
+            position_ids=position_ids,
+            use_cache=True,
+            **extra,
+        )
+        return output.logits[:, -1, :]
+
+    def advance(self, tokens: torch.Tensor) -> None:
+        """Append one token per row and compute the next logits from the cache alone."""
+        tokens = tokens.to(self.hf.device)
+        ones = torch.ones_like(self.attention_mask[:, :1])
+        self.attention_mask = torch.cat([self.attention_mask, ones], dim=-1)
+        position_ids = self.next_position
+        self.next_position = position_ids + 1
+        self.logits = self._forward(tokens.unsqueeze(-1), position_ids)
+
+
+class JointDecoder:
+    """Decodes with several models at once, one shared token stream per prompt.
+
+    The models must share one vocabulary (the same tokenizer); lm_head rows beyond it (padding
+    some checkpoints add for alignment) are dropped so every distribution covers the same ids.
+    """
+
+    def __init__(self, models: Sequence[HFModel], batch_size: int = 16) -> None:
+        if not models:
+            raise MocoError("joint decoding needs at least one model")
+        first = models[0].tokenizer.get_vocab()
+        for index, other in enumerate(models[1:], start=1):
+            if other.tokenizer.get_vocab() != first:
+                raise MocoError(f"joint decoding needs one shared vocabulary; model {index} has another tokenizer")
+        self.models = list(models)
+        self.batch_size = batch_size
+        self.tokenizer = models[0].tokenizer
+        self.device = models[0].device
+        self.vocab_size = len(self.tokenizer)
+        self.stop_ids = {i for m in models for i in eos_ids(m) if i < self.vocab_size}
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else min(self.stop_ids, default=0)
+
+    def render(self, prompts: Sequence[str], system_prompts: Sequence[str | None]) -> list[list[str]]:
+        """Each model's chat-rendered prompts, with that model's own system prompt."""
+        if len(system_prompts) != len(self.models):
+            raise ValueError(f"expected {len(self.models)} system prompts, got {len(system_prompts)}")
+        return [
+            [render_prompt(m.tokenizer, p, system) for p in prompts]
+            for m, system in zip(self.models, system_prompts, strict=True)
+        ]
+
+    @torch.inference_mode()
+    def decode(
+        self,
+        prompts_per_model: Sequence[Sequence[str]],
+        combine: Combine,
+        settings: GenerationSettings,
+        seeds: Sequence[int],
+        step_hook: StepHook | None = None,
+    ) -> list[str]:
+        """One continuation per prompt; ``prompts_per_model[m][i]`` is model m's text of prompt i.
+
+        ``seeds[i]`` seeds prompt i's sampling stream (use ``row_seed``); greedy when the
+        temperature is 0.  Prompts are grouped by length into batches of ``batch_size``.
+        """
+        if len(prompts_per_model) != len(self.models):
+            raise ValueError(f"expected prompts for {len(self.models)} models, got {len(prompts_per_model)}")
+        count = len(seeds)
+        if any(len(texts) != count for texts in prompts_per_model):
+            raise ValueError("every model needs exactly one prompt per seed")
+        lengths = [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in prompts_per_model[0]]
+        order = sorted(range(count), key=lambda i: -lengths[i])
+        results = [""] * count
+        for start in range(0, count, self.batch_size):
+            rows = order[start : start + self.batch_size]
+            texts = [[texts[i] for i in rows] for texts in prompts_per_model]
+            batch = self._decode_batch(rows, texts, combine, settings, [seeds[i] for i in rows], step_hook)
+            for i, text in zip(rows, batch, strict=True):
+                results[i] = text
+        return results
+
+    def _decode_batch(
+        self,
+        rows: list[int],
+        texts: list[list[str]],
+        combine: Combine,
+        settings: GenerationSettings,
+        seeds: list[int],
+        step_hook: StepHook | None,
+    ) -> list[str]:
+        streams = [_ModelStream(m, t, self.pad_id) for m, t in zip(self.models, texts, strict=True)]
+        width = min([self.vocab_size] + [s.logits.shape[-1] for s in streams])
+        sampler = RowSeededSampler(seeds, settings.temperature, settings.top_p)
+        stop = torch.tensor(sorted(self.stop_ids), dtype=torch.long, device=self.device)
+        finished = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
+        chosen: list[torch.Tensor] = []
+        for index in range(settings.max_new_tokens):
+            log_probs = [torch.log_softmax(s.logits[:, :width].float(), dim=-1).to(self.device) for s in streams]
+            combined = combine(log_probs)
+            if step_hook is not None:
+                replaced = step_hook(DecodeStep(index, rows, log_probs, combined, finished.clone()))
+                combined = combined if replaced is None else replaced
+            tokens = sampler(None, combined).argmax(dim=-1)
+            tokens = tokens.masked_fill(finished, self.pad_id)
+            chosen.append(tokens)
+            finished |= torch.isin(tokens, stop)
+            if bool(finished.all()) or index + 1 == settings.max_new_tokens:
+                break
+            for stream in streams:
+                stream.advance(tokens)
+        return [self._text(row) for row in torch.stack(chosen, dim=-1).tolist()] if chosen else [""] * len(rows)
+
+    def _text(self, tokens: list[int]) -> str:
+        end = next((i for i, t in enumerate(tokens) if t in self.stop_ids), len(tokens))
+        return self.tokenizer.decode(tokens[:end], skip_special_tokens=True).strip()
+
+
+def load_joint_decoder(pool: Any, names: Sequence[str]) -> JointDecoder:
+    """A decoder over pool members ``names``, all loaded at once (joint decoding needs them so).
+
+    ``pool`` is a ``moco_core.pool.ModelPool``; every member must use a backend whose handle is
+    an ``HFModel`` (the hf backend), since decoding reads the models' logits directly.
+    """
+    limit = pool.hardware.max_resident_models
+    distinct = {(pool.config(n).backend, pool.resolved_path(n)) for n in names}
+    if limit is not None and limit < len(distinct):
+        raise MocoError(
+            f"hardware.max_resident_models: joint decoding keeps {len(distinct)} models loaded at once, "
+            f"but the limit is {limit}"
+        )
+    handles = []
+    for name in names:
+        handle = pool.load(name).handle
+        if not isinstance(handle, HFModel):
+            raise MocoError(f"models.{name}.backend: joint decoding needs the hf backend (logits of every step)")
+        handles.append(handle)
+    return JointDecoder(handles, batch_size=pool.batch_size)

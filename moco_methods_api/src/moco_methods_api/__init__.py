@@ -1,0 +1,1 @@
+"""moco API-level methods: choosing or switching whole models per query."""

@@ -1,0 +1,1 @@
+"""moco text-level methods: models exchanging generated text."""

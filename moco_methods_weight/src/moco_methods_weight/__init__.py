@@ -1,0 +1,1 @@
+"""moco weight-level methods: models combined in parameter space (same architecture required)."""
