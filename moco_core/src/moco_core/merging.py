@@ -85,6 +85,11 @@ def _weights(job: MergeJob) -> list[float]:
     return [float(w) for w in job.weights]
 
 
+def _reference(path: str) -> dict[str, Any]:
+    """A mergekit model reference built field by field: mergekit would read "+" and "@" in a string path."""
+    return {"model": {"path": resolve_model_path(path)}}
+
+
 def merge_configuration(job: MergeJob) -> Any:
     """The mergekit ``MergeConfiguration`` for ``job``.
 
@@ -124,9 +129,9 @@ def merge_configuration(job: MergeJob) -> Any:
     return MergeConfiguration.model_validate(
         {
             "merge_method": job.method,
-            "base_model": resolve_model_path(job.base_model) if job.base_model else None,
+            "base_model": _reference(job.base_model) if job.base_model else None,
             "models": [
-                {"model": resolve_model_path(path), "parameters": params or None}
+                {"model": _reference(path), "parameters": params or None}
                 for path, params in zip(job.models, per_model, strict=True)
             ],
             "parameters": shared or None,
@@ -179,7 +184,7 @@ def run_mergekit(job: MergeJob) -> str:
         random_seed=int(job.parameters.get("random_seed", 0)),
         quiet=True,
     )
-    _prepare_target(target, [m.model.model.path for m in config.models] + [str(config.base_model or '')])
+    _prepare_target(target, [resolve_model_path(p) for p in [*job.models, job.base_model] if p])
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)

@@ -79,7 +79,7 @@ class _ModelStream:
             extra["logits_to_keep"] = 1
         output = self.hf.model(
             input_ids=input_ids,
-            attention_mask=self.attention_mask if input_ids.shape[1] > 1 else None,
+            attention_mask=self.attention_mask,
             position_ids=position_ids,
             use_cache=True,
             **extra,

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from moco_core.cli import app
+from moco_core.testing import ScriptedBackendPlugin, registered_plugin
+
+cli = CliRunner()
+
+
+@pytest.fixture()
+def data_file(tmp_path):
+    item = {"id": 1, "question": "q?", "choices": {"A": "x", "B": "y"}, "answer": "A"}
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps({"name": "d", "task_type": "multiple_choice", "dev": [item], "test": [item]}))
+    return path
+
+
+def config_file(tmp_path, **overrides):
+    config = {
+        "method": "majority_vote",
+        "models": [{"name": "a", "path": str(tmp_path / "model-a")}],
+        "dataset": {"name": "gsm8k"},
+        **overrides,
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_unknown_method_suggests_closest(tmp_path):
+    result = cli.invoke(app, ["validate", str(config_file(tmp_path, method="majority_vot"))])
+    one_line_error(result, "method: unknown method 'majority_vot'", "did you mean 'majority_vote'")
+
+
+def test_bad_param_value_names_the_param(tmp_path):
+    result = cli.invoke(app, ["validate", str(config_file(tmp_path, params={"tie_break": "coin"}))])
+    one_line_error(result, "params: tie_break")
+
+
+def test_unknown_param_is_refused(tmp_path):
+    result = cli.invoke(app, ["validate", str(config_file(tmp_path, params={"rounds": 3}))])
+    one_line_error(result, "params: rounds: unknown key")
+
+
+def test_missing_model_folder(tmp_path):
+    result = cli.invoke(app, ["run", str(config_file(tmp_path))])
+    one_line_error(result, "models[0].path", "model folder not found")
+
+
+def test_pool_too_small_for_method(tmp_path, tiny_pool_paths):
+    models = [{"name": "a", "path": str(tiny_pool_paths[0]), "description": "x"}]
+    result = cli.invoke(app, ["validate", str(config_file(tmp_path, method="prompt_routing", models=models))])
+    one_line_error(result, "models: prompt_routing needs >=2 models, the pool has 1")
+
+
+def test_routing_needs_descriptions(tmp_path, tiny_pool_paths):
+    models = [{"name": f"m{i}", "path": str(p)} for i, p in enumerate(tiny_pool_paths[:2])]
+    result = cli.invoke(app, ["validate", str(config_file(tmp_path, method="prompt_routing", models=models))])
+    one_line_error(result, "models[0].description")
+
+
+def test_missing_data_file(tmp_path, tiny_pool_paths):
+    models = [{"name": "a", "path": str(tiny_pool_paths[0])}]
+    config = config_file(tmp_path, models=models, dataset={"path": str(tmp_path / "nope.json")})
+    one_line_error(cli.invoke(app, ["run", str(config)]), "nope.json: data file not found")
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("{not json", "malformed JSON"),
+        (json.dumps({"task_type": "multiple_choice", "dev": []}), "missing list 'test'"),
+        (json.dumps({"task_type": "multiple_choice", "test": [{"id": 1, "choices": {"A": "x"}}]}), "test[0]"),
+    ],
+)
+def test_malformed_data_file(tmp_path, tiny_pool_paths, content, fragment):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    models = [{"name": "a", "path": str(tiny_pool_paths[0])}]
+    config = config_file(tmp_path, models=models, dataset={"path": str(bad)})
+    one_line_error(cli.invoke(app, ["validate", str(config)]), "bad.json", fragment)
+
+
+def test_unknown_backend_and_key(tmp_path):
+    models = [{"name": "a", "path": "x", "backend": "vllmm"}]
+    one_line_error(cli.invoke(app, ["validate", str(config_file(tmp_path, models=models))]), "models[0].backend")
+    one_line_error(cli.invoke(app, ["validate", str(config_file(tmp_path, extra=1))]), "extra: unknown key")
+
+
+def test_malformed_config_and_missing_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("method: [unclosed\n")
+    one_line_error(cli.invoke(app, ["run", str(path)]), "bad.yaml: malformed config")
+    one_line_error(cli.invoke(app, ["run", str(tmp_path / "missing.yaml")]), "config file not found")
+
+
+def test_validate_accepts_a_good_config(tmp_path, data_file):
+    with registered_plugin(ScriptedBackendPlugin(), "scripted"):
+        models = [{"name": "a", "path": "p", "backend": "scripted"}]
+        config = config_file(tmp_path, models=models, dataset={"path": str(data_file)})
+        result = cli.invoke(app, ["validate", str(config)])
+    if "no installed plugin scores" in result.output:
+        pytest.skip("moco-evals is not installed")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("ok: majority_vote on d (1 dev, 1 test) with 1 models")
+
+
+def test_list_methods_info_and_plugins():
+    listing = cli.invoke(app, ["list-methods"])
+    assert listing.exit_code == 0
+    assert "majority_vote" in listing.output and "moco-methods-text" in listing.output
+    data = json.loads(cli.invoke(app, ["list-methods", "--json"]).output)
+    keys = {m["key"] for m in data["methods"]}
+    assert {"single_model", "majority_vote", "prompt_routing"} <= keys
+    info = cli.invoke(app, ["info", "majority_vote"])
+    assert "tie_break" in info.output and "'dev'" in info.output
+    one_line_error(cli.invoke(app, ["info", "majority_vot"]), "did you mean 'majority_vote'")
+    plugins = cli.invoke(app, ["plugins"])
+    assert "moco-core" in plugins.output and "moco_register_methods" in plugins.output
