@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from moco_core.cache import GenerationCache
 from moco_core.config import HardwareConfig, ModelConfig
 from moco_core.models import model_identity
@@ -16,8 +15,7 @@ SAMPLED = GenerationSettings(max_new_tokens=8, temperature=1.0, top_p=0.95, seed
 
 def make_pool(paths, tmp_path, cache=True, batch_size=4, max_resident=None, system_prompts=None):
     models = [
-        ModelConfig(name=f"m{i}", path=str(p), system_prompt=(system_prompts or {}).get(i))
-        for i, p in enumerate(paths)
+        ModelConfig(name=f"m{i}", path=str(p), system_prompt=(system_prompts or {}).get(i)) for i, p in enumerate(paths)
     ]
     return ModelPool(
         models,
