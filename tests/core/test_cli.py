@@ -4,9 +4,10 @@ import json
 
 import pytest
 import yaml
+from typer.testing import CliRunner
+
 from moco_core.cli import app
 from moco_core.testing import ScriptedBackendPlugin, registered_plugin
-from typer.testing import CliRunner
 
 cli = CliRunner()
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from moco_core.config import load_config, parse_config
 from moco_core.errors import MocoError
 

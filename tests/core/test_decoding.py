@@ -6,6 +6,7 @@ import functools
 
 import pytest
 import torch
+
 from moco_core.backends.hf import HFBackend, HFModel, row_seed
 from moco_core.engines.decoding import DecodeStep, JointDecoder
 from moco_core.types import GenerationRequest, GenerationSettings

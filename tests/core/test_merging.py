@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
+
 from moco_core.cache import default_cache_dir
 from moco_core.errors import MocoError
 from moco_core.merging import merge_configuration, merge_output_dir, merge_recipe, run_mergekit
 from moco_core.models import IDENTITY_FILE, model_identity
 from moco_core.types import MergeJob
-from safetensors.torch import load_file
 
 
 def _tensors(folder: Path) -> dict:

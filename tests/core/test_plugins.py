@@ -5,12 +5,12 @@ import types
 from importlib.metadata import EntryPoint
 
 import pytest
+
+from moco_core import plugins
 from moco_core.errors import MocoError
 from moco_core.hookspecs import hookimpl
 from moco_core.registry import MethodSpec
 from moco_core.testing import registered_plugin
-
-from moco_core import plugins
 
 
 class FakePlugin:

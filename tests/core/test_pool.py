@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from moco_core.cache import GenerationCache
 from moco_core.config import HardwareConfig, ModelConfig
 from moco_core.models import model_identity
@@ -101,3 +102,18 @@ def test_identity_tracks_weight_files(tiny_pool_paths, tmp_path):
     weights.write_bytes(weights.read_bytes() + b"\0")
     assert model_identity(str(copy), "float32") != before
     assert model_identity(str(copy), "bfloat16") != model_identity(str(copy), "float32")
+
+
+def test_system_prompt_folds_into_user_turn_when_template_refuses_it():
+    from moco_core.backends.hf import render_prompt
+
+    class NoSystemRole:
+        chat_template = "x"
+
+        def apply_chat_template(self, messages, add_generation_prompt, tokenize):
+            if any(m["role"] == "system" for m in messages):
+                raise ValueError("System role not supported")
+            return "|".join(m["content"] for m in messages)
+
+    assert render_prompt(NoSystemRole(), "question", "be brief") == "be brief\n\nquestion"
+    assert render_prompt(NoSystemRole(), "question", None) == "question"

@@ -4,13 +4,13 @@ import json
 
 import pytest
 import yaml
+from typer.testing import CliRunner
+
+from moco_core import runner
 from moco_core.cli import app
 from moco_core.hookspecs import hookimpl
 from moco_core.registry import ScorerSpec
 from moco_core.testing import ScriptedBackend, ScriptedBackendPlugin, registered_plugin, set_responder
-from typer.testing import CliRunner
-
-from moco_core import runner
 
 cli = CliRunner()
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from moco_core.plugins import get_registry
 
 MOCO = str(Path(sys.executable).parent / "moco")
@@ -69,7 +70,7 @@ def lines_of(run_dir: Path) -> list[dict]:
     ("method", "params"),
     [("majority_vote", {"tie_break": "dev", "samples_per_model": 2}), ("prompt_routing", {}), ("single_model", {})],
 )
-def test_method_runs_on_tiny_models(tmp_path, tiny_pool_paths, method, params):
+def test_method_runs_on_tiny_models(tmp_path, fresh_cache_dir, tiny_pool_paths, method, params):
     data = mc_data(tmp_path, 3, 5)
     path = config(tmp_path, tiny_pool_paths, data, method, params=params)
     result = moco("run", str(path))
@@ -87,7 +88,7 @@ def test_method_runs_on_tiny_models(tmp_path, tiny_pool_paths, method, params):
     assert [line["output"] for line in lines_of(tmp_path / "again")] == [line["output"] for line in lines]
 
 
-def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path, tiny_pool_paths):
+def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path, fresh_cache_dir, tiny_pool_paths):
     data = mc_data(tmp_path, 2, 80)
     path = config(tmp_path, tiny_pool_paths, data, "majority_vote", generation={"max_new_tokens": 24, "batch_size": 1})
     predictions = tmp_path / "majority_vote" / "predictions.jsonl"

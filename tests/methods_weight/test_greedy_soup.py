@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from moco_core.cache import GenerationCache
 from moco_core.config import HardwareConfig, ModelConfig
 from moco_core.merging import merge_output_dir, merge_recipe

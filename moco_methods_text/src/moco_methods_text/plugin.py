@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 from moco_core.hookspecs import hookimpl
 from moco_core.registry import MethodSpec, Requirements
-
 from moco_methods_text.params import MajorityVoteParams
 
 

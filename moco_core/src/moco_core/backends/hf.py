@@ -65,11 +65,16 @@ def weight_files(folder: Path) -> list[Path]:
 
 def render_prompt(tokenizer: Any, prompt: str, system_prompt: str | None) -> str:
     """The chat-templated prompt when the tokenizer has a template, else plain text."""
-    if getattr(tokenizer, "chat_template", None):
-        messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        messages.append({"role": "user", "content": prompt})
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return f"{system_prompt}\n\n{prompt}" if system_prompt else prompt
+    if not getattr(tokenizer, "chat_template", None):
+        return f"{system_prompt}\n\n{prompt}" if system_prompt else prompt
+    user = {"role": "user", "content": prompt}
+    if system_prompt:
+        try:
+            messages = [{"role": "system", "content": system_prompt}, user]
+            return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        except Exception:  # templates without a system role (Gemma) raise; fold it into the user turn
+            user = {"role": "user", "content": f"{system_prompt}\n\n{prompt}"}
+    return tokenizer.apply_chat_template([user], add_generation_prompt=True, tokenize=False)
 
 
 def eos_ids(hf: HFModel) -> set[int]:

@@ -1,0 +1,42 @@
+"""The module named by the ``moco`` entry point: it tells moco what this plugin provides.
+
+moco imports this module, registers it with its pluggy plugin manager and calls every
+``moco_*`` hook function it finds.  Registration must be cheap: a ``MethodSpec`` names the
+implementation by import path (``"module:Class"``) and moco imports it only when a run uses
+the method, so heavy imports (torch, your own libraries) belong in the method module, not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+# ``hookimpl`` marks a function as an implementation of a moco hook; the function name must
+# match a hook in ``moco_core.hookspecs`` exactly.
+from moco_core.hookspecs import hookimpl
+from moco_core.registry import MethodSpec, Requirements
+from moco_plugin_template.params import LongestAnswerParams
+
+
+@hookimpl
+def moco_register_methods(register: Callable[..., None]) -> None:
+    # Call ``register`` once per method.  The key is global across all installed plugins, so
+    # prefix it with your lab or project name; moco refuses a key another distribution already has.
+    register(
+        MethodSpec(
+            key="template_longest_answer",
+            # The collaboration level: "api", "text", "logit", "weight", "baseline" or "other".
+            level="text",
+            implementation="moco_plugin_template.longest_answer:LongestAnswer",
+            summary="Every model answers; the longest response that states an answer wins (optionally top-k by dev).",
+            params=LongestAnswerParams,
+            # Checked before any model loads; also available: max_models, same_tokenizer,
+            # same_architecture and descriptions (every pool model needs a description).
+            requirements=Requirements(min_models=1),
+            reference="moco plugin template (an example, not a published method)",
+        )
+    )
+
+
+# A plugin may implement the other registration hooks in this same module too, e.g.
+# ``moco_register_datasets`` (DatasetSpec), ``moco_register_scorers`` (ScorerSpec) or
+# ``moco_register_backends`` (BackendSpec); see ``moco_core.hookspecs`` for the full contract.

@@ -1,0 +1,190 @@
+"""Final-answer extraction, normalisation and numeric equality for ``exact_match``."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from moco_core.types import Example
+from moco_evals.exact_match import answers_match, extract_exact_match, extract_final_answer, score_exact_match
+from moco_evals.latex import boxed_spans, last_boxed, unwrap_text_commands
+from moco_evals.normalize import format_number, normalize_answer, parse_number
+
+
+def example(answer: object) -> Example:
+    return Example(0, "q0", "How many?", answer, "exact_match")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (r"So the answer is \boxed{112}.", "112"),
+        (r"\boxed{\frac{1}{2}}", r"\frac{1}{2}"),
+        (r"$\boxed{\dfrac{\sqrt{3}}{2}}$", r"\dfrac{\sqrt{3}}{2}"),
+        (r"\boxed{\{1, 2\}}", r"\{1, 2\}"),
+        (r"first \boxed{3} then \boxed{4}", "4"),
+        (r"\boxed{5} and a truncated \boxed{6", "5"),
+        (r"\fbox{42}", "42"),
+        (r"\boxed 7", "7"),
+        (r"\boxed{x = 5}", "x = 5"),
+        (r"\boxed{14 \times 8 = 112}", "112"),
+        ("Final answer: 17", "17"),
+        ("Final Answer: The final answer is $5$. I hope it is correct.", "$5$"),
+        ("The answer is 1,600.", "1,600"),
+        ("The answer is 1,000, which is plenty.", "1,000"),
+        ("The answer is 112 dollars.", "112"),
+        ("The answer is 14 * 8 = 112.", "112"),
+        ("**Final Answer:** 9", "9"),
+        ("answer: yes\nBecause it is.", "yes"),
+        ("The answer is 3.5.", "3.5"),
+        ("He has 3 apples and buys 5 more, so 8 in all.", "8"),
+        ("Total: 1,234,567 grains", "1,234,567"),
+        ("#### 72", "72"),
+        ("It costs -3 degrees", "-3"),
+        ("COVID-19 cases", "19"),
+        ("no numbers here", None),
+        ("", None),
+        ("   ", None),
+    ],
+)
+def test_extract_final_answer(text: str, expected: str | None) -> None:
+    assert extract_final_answer(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1,000", "1000"),
+        ("1{,}000", "1000"),
+        (r"1\,000", "1000"),
+        ("1000.00", "1000"),
+        ("7.0", "7"),
+        ("+5", "5"),
+        ("$18", "18"),
+        (r"\$18.50", "18.5"),
+        ("$-3$", "-3"),
+        ("−3", "-3"),
+        ("50%", "50"),
+        (r"50\%", "50"),
+        (r"90^\circ", "90"),
+        (r"90^{\circ}", "90"),
+        (r"\text{Paris}", "paris"),
+        (r"10 \text{ dollars}", "10"),
+        ("112 dollars.", "112"),
+        ("The Cat.", "cat"),
+        ("an apple", "apple"),
+        ("  Hello,   World!  ", "hello, world"),
+        ("x = 5", "5"),
+        (r"\frac{1}{2}", "0.5"),
+        (r"\dfrac{3}{4}", "0.75"),
+        (r"\tfrac12", "0.5"),
+        (r"-\frac{1}{3}", "-1/3"),
+        ("2/4", "0.5"),
+        (".5", "0.5"),
+        ("2 pi", "2 pi"),
+        (r"\dfrac{\sqrt{3}}{2}", r"\frac{\sqrt{3}}{2}"),
+        ("(1, 2)", "(1, 2)"),
+        ("a", "a"),
+    ],
+)
+def test_normalize_answer(raw: str, expected: str) -> None:
+    assert normalize_answer(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("prediction", "gold", "same"),
+    [
+        ("1/2", "0.5", True),
+        (r"\frac{1}{2}", "0.5", True),
+        (r"\dfrac{1}{2}", "1/2", True),
+        (r"\frac{2}{4}", r"\frac{1}{2}", True),
+        ("1,000", "1000", True),
+        ("1000", 1000, True),
+        ("1000", 1000.0, True),
+        ("3.0000001", "3", True),
+        ("3.01", "3", False),
+        ("2880001", "2880000", False),
+        ("2880000.4", "2880000", True),
+        ("0.000001", "0", False),
+        ("0", "0.0", True),
+        ("-3", "3", False),
+        ("x=5", "5", True),
+        ("y = 2x + 3", "y=2x+3", True),
+        (r"\text{Paris}", "paris.", True),
+        ("The Eiffel Tower", "eiffel tower", True),
+        ("yes", "no", False),
+        ("7", ["six", "7"], True),
+        ("7", None, False),
+        (None, "7", False),
+        ("", "", False),
+        ("1e400", "1", False),
+    ],
+)
+def test_answers_match(prediction: str | None, gold: object, same: bool) -> None:
+    assert answers_match(prediction, gold) is same
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("12", Fraction(12)),
+        ("-0.25", Fraction(-1, 4)),
+        ("1,234.5", Fraction(24690, 20)),
+        ("3/0", None),
+        (r"\frac{1}{0}", None),
+        (r"\frac{-1}{2}", Fraction(-1, 2)),
+        (r"\frac{\frac{1}{2}}{2}", Fraction(1, 4)),
+        (r"\frac{x}{2}", None),
+        ("1e3", Fraction(1000)),
+        ("2**10", None),
+        ("__import__('os')", None),
+        ("1" * 5000, None),
+        ("12,34", None),
+    ],
+)
+def test_parse_number_is_exact_and_never_evaluates(text: str, value: Fraction | None) -> None:
+    assert parse_number(text) == value
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(Fraction(5), "5"), (Fraction(1, 8), "0.125"), (Fraction(-3, 20), "-0.15"), (Fraction(1, 3), "1/3")],
+)
+def test_format_number(value: Fraction, text: str) -> None:
+    assert format_number(value) == text
+
+
+def test_boxed_helpers() -> None:
+    text = r"a \boxed{1} b \boxed{\frac{1}{2}} c \boxed{oops"
+    assert [content for _, content in boxed_spans(text)] == ["1", r"\frac{1}{2}"]
+    assert last_boxed(text) == r"\frac{1}{2}"
+    assert last_boxed("nothing") is None
+    assert unwrap_text_commands(r"\text{a \textbf{b}} c") == "a b c"
+
+
+def test_extract_gives_comparable_strings_for_voting() -> None:
+    ex = example("0.5")
+    outputs = [r"\boxed{\frac{1}{2}}", "The answer is 1/2.", "Final answer: 0.50", r"\boxed{\dfrac12}"]
+    assert {extract_exact_match(ex, output) for output in outputs} == {"0.5"}
+    assert extract_exact_match(ex, "no idea") is None
+
+
+def test_score_batch() -> None:
+    examples = [example("112"), example("1,600"), example(3), example(None)]
+    outputs = [r"so \boxed{112}", "The answer is 1600.", r"\boxed{4}", r"\boxed{1}"]
+    assert score_exact_match(examples, outputs) == [1.0, 1.0, 0.0, 0.0]
+
+
+def test_score_rejects_mismatched_lengths() -> None:
+    with pytest.raises(ValueError, match="1 examples but 2 outputs"):
+        score_exact_match([example("1")], ["1", "2"])
+
+
+@pytest.mark.parametrize(
+    "output",
+    ["\n" * 50_000, r"\boxed{" * 7_000, r"\text{" * 8_000, "answer: " * 6_000, "1," * 25_000, r"\frac{" * 8_000],
+)
+def test_degenerate_generations_score_zero(output: str) -> None:
+    assert score_exact_match([example("7")], [output]) == [0.0]
+    assert extract_exact_match(example("7"), output) != "7"

@@ -1,0 +1,213 @@
+"""Choice extraction from free model text: formats, precedence, and words that are not keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from moco_core.types import Example
+from moco_evals.multiple_choice import choice_keys, extract_choice, gold_key, score_multiple_choice
+
+LETTERS = {"A": "Paris", "B": "London", "C": "A and B only", "D": "None of the above"}
+NUMBERS = {"1": "red", "2": "green", "3": "blue", "4": "yellow"}
+
+
+def example(answer: object = "C", choices: dict[str, str] | None = None) -> Example:
+    return Example(0, "q0", "Which one?", answer, "multiple_choice", dict(LETTERS if choices is None else choices))
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("(B)", "B"),
+        ("B)", "B"),
+        ("B.", "B"),
+        ("B", "B"),
+        ("b", "B"),
+        ("  B  \n", "B"),
+        ("Answer: B", "B"),
+        ("answer: b", "B"),
+        ("ANSWER: B", "B"),
+        ("the answer is B", "B"),
+        ("The answer is (B).", "B"),
+        ("The answer is: **B**", "B"),
+        ("**Answer:** B", "B"),
+        ("**Answer**: B) London", "B"),
+        ("The correct answer is B.", "B"),
+        ("The correct option is: (D)", "D"),
+        ("The final answer is option D.", "D"),
+        ("The answer would be C because both hold.", "C"),
+        ("answer is (d)", "D"),
+        ("**B**", "B"),
+        ("I pick **B** here.", "B"),
+        ("**(B) London**", "B"),
+        (r"\boxed{B}", "B"),
+        (r"$\boxed{B}$", "B"),
+        (r"\boxed{\text{D}}", "D"),
+        (r"\boxed{\textbf{(C)}}", "C"),
+        (r"\boxed{(B) London}", "B"),
+        (r"\fbox{A}", "A"),
+        ("Paris", "A"),
+        ("london.", "B"),
+        ("The answer is Paris.", "A"),
+        ("The answer is A and B only.", "C"),
+        ("None of the above", "D"),
+        ("B) London", "B"),
+        ("Option B is the correct answer.", "B"),
+        ("C is correct.", "C"),
+        ("(C) is the right one.", "C"),
+        ("Final answer: c", "C"),
+        ("Let me think.\n\nB\n\nLondon is the capital.", "B"),
+        ("I would say London.", "B"),
+        ("My choice: option (B)", "B"),
+    ],
+)
+def test_extracts_the_stated_key(output: str, expected: str) -> None:
+    assert extract_choice(example(), output) == expected
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("(A) looks right at first, but the answer is (C).", "C"),
+        ("The answer is A. Wait, no: the answer is D.", "D"),
+        ("Answer: A\nOn reflection, Answer: B", "B"),
+        (r"The answer is (A)... checking again, \boxed{C}", "C"),
+        (r"\boxed{A} is wrong; the answer is B.", "B"),
+        ("A) Paris\nB) London\nC) A and B only\nThe answer is (C)", "C"),
+        ("**A** is tempting but **B** is wrong. The answer is D.", "D"),
+        ("Not (A). The correct answer is (B), not (A).", "B"),
+        ("A dog is an animal. The answer is (C).", "C"),
+    ],
+)
+def test_explicit_statement_wins_and_the_last_one_wins(output: str, expected: str) -> None:
+    assert extract_choice(example(), output) == expected
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("(B) fits best; (D) does not.", "B"),
+        ("Let me analyze.\nA) wrong\nB) right", "A"),
+        ("I'd go with **C**, though (A) is close.", "C"),
+    ],
+)
+def test_without_an_explicit_statement_the_first_mention_wins(output: str, expected: str) -> None:
+    assert extract_choice(example(), output) == expected
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "",
+        "   ",
+        "A dog is an animal.",
+        "A cat sat on the mat. A bird flew.",
+        "I am not sure.",
+        "the answer is a bit unclear",
+        "The answer is not obvious.",
+        "Both Paris and London are capitals.",
+        "Vitamin B helps, CAB drivers know. DNA is fine.",
+        "It is a question about ABC and BCD.",
+        "Options: B-movies are fun.",
+        r"\boxed{",
+    ],
+)
+def test_no_key_is_read_out_of_ordinary_text(output: str) -> None:
+    assert extract_choice(example(), output) is None
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("The answer is (2).", "2"),
+        ("The answer is 3", "3"),
+        ("2", "2"),
+        ("(4)", "4"),
+        ("**3**", "3"),
+        (r"\boxed{1}", "1"),
+        ("1. First I check red.\n2. Then green.\nThe answer is 4.", "4"),
+        ("There are 12 shades; answer: 2", "2"),
+        ("blue", "3"),
+        ("The answer is green.", "2"),
+        ("Option 3 is correct.", "3"),
+    ],
+)
+def test_numeric_keys(output: str, expected: str) -> None:
+    assert extract_choice(example("2", NUMBERS), output) == expected
+
+
+@pytest.mark.parametrize(
+    "output",
+    ["It is 1.5 metres long.", "There are 12 of them.", "1. First step\n2. Second step", "The answer is 12."],
+)
+def test_numbers_inside_other_numbers_or_lists_are_not_keys(output: str) -> None:
+    assert extract_choice(example("2", NUMBERS), output) is None
+
+
+def test_keys_given_as_integers_and_gold_as_text_or_lowercase() -> None:
+    assert gold_key(example(2, NUMBERS)) == "2"
+    assert gold_key(example("c")) == "C"
+    assert gold_key(example("London")) == "B"
+    assert gold_key(example(None)) is None
+
+
+def test_choice_keys_fall_back_to_letters() -> None:
+    bare = Example(0, "q", "Q?", "A", "multiple_choice", None)
+    assert choice_keys(bare) == ("A", "B", "C", "D", "E")
+    assert extract_choice(bare, "The answer is (E).") == "E"
+
+
+def test_five_options() -> None:
+    choices = {**LETTERS, "E": "Rome"}
+    assert extract_choice(example("E", choices), "The answer is (E).") == "E"
+    assert extract_choice(example("E", choices), "Rome") == "E"
+
+
+def test_score_batch() -> None:
+    examples = [example("C"), example("B"), example("2", NUMBERS), example(None)]
+    outputs = ["The answer is (C).", "The answer is (A).", "The answer is 2", "The answer is (A)."]
+    assert score_multiple_choice(examples, outputs) == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_score_rejects_mismatched_lengths() -> None:
+    with pytest.raises(ValueError, match="2 examples but 1 outputs"):
+        score_multiple_choice([example(), example()], ["A"])
+
+
+TRICKY = {
+    "A": "An American founds a company in Ohio.",
+    "B": "B",
+    "C": "(A), (B), and (D)",
+    "D": "A Mexican founds a company in St. Louis. It grows.",
+}
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("The answer is A Mexican founds a company in St. Louis. It grows.", "D"),
+        ("The answer is An American founds a company in Ohio, since it is domestic.", "A"),
+        ("The answer is (A), (B), and (D).", "C"),
+        ("The answer is B", "B"),
+        ("The answer is (D).", "D"),
+    ],
+)
+def test_option_texts_that_look_like_keys(output: str, expected: str) -> None:
+    assert extract_choice(example("D", TRICKY), output) == expected
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "\n" * 50_000,
+        "\n \n*-" * 10_000,
+        r"\boxed{" * 7_000,
+        r"\text{" * 8_000,
+        "the answer is " * 4_000,
+        "Answer: " * 6_000,
+        "(" * 50_000,
+        "** " * 15_000,
+    ],
+)
+def test_degenerate_generations_extract_nothing(output: str) -> None:
+    assert extract_choice(example(), output) is None
