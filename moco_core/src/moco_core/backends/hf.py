@@ -9,12 +9,14 @@ prompts share its batch, which makes cached and fresh generations interchangeabl
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
+from transformers.utils import logging as hf_logging
 
 from moco_core.types import Generation, GenerationRequest, GenerationSettings
 
@@ -92,6 +94,8 @@ class HFBackend:
     """Loads local folders or hub ids with transformers and generates in padded batches."""
 
     def load(self, path: str, device: str, dtype: str, device_map: str | None = None) -> HFModel:
+        if not sys.stderr.isatty():
+            hf_logging.disable_progress_bar()
         torch_dtype = getattr(torch, dtype)
         tokenizer = AutoTokenizer.from_pretrained(path)
         tokenizer.padding_side = "left"
