@@ -44,7 +44,7 @@ class DecodeStep:
     finished: torch.Tensor
 
 
-StepHook = Callable[[DecodeStep], "torch.Tensor | None"]
+StepHook = Callable[[DecodeStep], torch.Tensor | None]
 """Called once per step after ``combine``; a returned tensor replaces the combined log-probs."""
 
 
