@@ -115,6 +115,7 @@ def build_metrics(
         "pool": [{"name": m.name, "path": m.path} for m in plan.config.models],
         "score": {"mean": sum(scores) / len(scores) if scores else 0.0, "count": len(scores)},
         "generations": {"made": pool.stats.made, "cached": pool.stats.cached},
+        "hardware": {"device": pool.device(), "dtype": pool.dtype()},
         "wall_time_s": round(wall, 3),
         "seed": plan.config.generation.seed,
         "versions": _versions(),
