@@ -30,7 +30,7 @@ class LetterScorer:
                 task_type="letter",
                 prompt=lambda e: e.question,
                 extract=first_letter,
-                score=lambda examples, outputs: [
+                score=lambda examples, outputs, options=None: [
                     float(first_letter(e, o) == e.answer) for e, o in zip(examples, outputs, strict=True)
                 ],
             )
@@ -183,3 +183,19 @@ def test_single_model_reports_dev_best_and_every_model(scripted, tmp_path):
     assert lines[0]["outputs"] == {"right": "A because", "wrong": "B!", "right2": "A."}
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["model_test_scores"] == {"right": 1.0, "wrong": 0.0, "right2": 1.0}
+
+
+def test_grouped_score_counts_a_group_only_when_all_items_are_right():
+    lines = [
+        {"id": "a", "group": "g1", "score": 1.0},
+        {"id": "b", "group": "g1", "score": 0.0},
+        {"id": "c", "group": "g2", "score": 1.0},
+        {"id": "d", "group": "g2", "score": 1.0},
+    ]
+    assert runner.summarize_scores(lines, grouped=True) == {
+        "mean": 0.5,
+        "count": 2,
+        "item_mean": 0.75,
+        "item_count": 4,
+    }
+    assert runner.summarize_scores(lines, grouped=False) == {"mean": 0.75, "count": 4}

@@ -51,7 +51,7 @@ def test_registry_holds_datasets_and_scorers(evals_only: None) -> None:
 def test_core_default_scoring_hook_uses_our_scorer(evals_only: None) -> None:
     ex = Example(0, "q", "Q?", "A", "multiple_choice", {"A": "x", "B": "y"})
     pm = plugins.get_plugin_manager()
-    assert pm.hook.moco_score(task_type="multiple_choice", examples=[ex], outputs=["Answer: A"]) == [1.0]
+    assert pm.hook.moco_score(task_type="multiple_choice", examples=[ex], outputs=["Answer: A"], options=None) == [1.0]
 
 
 def test_plugin_import_is_light() -> None:

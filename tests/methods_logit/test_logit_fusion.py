@@ -25,7 +25,7 @@ QUESTIONS = ["What is 2 + 3?", "Which model is good at math, science and history
 EXAMPLES = [
     Example(index=i, id=str(i), question=q, answer="", task_type="open", prompt=q) for i, q in enumerate(QUESTIONS)
 ]
-SCORER = ScorerSpec(task_type="open", prompt=lambda e: e.question, score=lambda ex, out: [0.0] * len(ex))
+SCORER = ScorerSpec(task_type="open", prompt=lambda e: e.question, score=lambda ex, out, options=None: [0.0] * len(ex))
 
 
 def make_pool(paths: list[Path], cache: GenerationCache | None = None, **hardware: object) -> ModelPool:

@@ -39,7 +39,7 @@ def _context(paths: list[Path], work_dir: Path, dev_scores: dict[str, float]) ->
         hook=pm.hook,
     )
     scorer = ScorerSpec(
-        task_type="toy", prompt=lambda e: e.prompt, score=lambda examples, outputs: [0.0] * len(outputs)
+        task_type="toy", prompt=lambda e: e.prompt, score=lambda examples, outputs, options=None: [0.0] * len(outputs)
     )
     ctx = MethodContext(
         pool=pool,

@@ -70,6 +70,18 @@ class HardwareConfig(_Strict):
         return value
 
 
+class ScoringConfig(_Strict):
+    """Models used by model-based scorers; each is loaded only when its task type is scored."""
+
+    judge_model: str | None = Field(default=None, description="LLM judge for noncompliance; keyword rules when None")
+    reward_model: str = "Skywork/Skywork-Reward-Llama-3.1-8B-v0.2"
+    verifier_model: str = "TIGER-Lab/general-verifier"
+    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    batch_size: int = Field(default=8, ge=1)
+    device: str = "auto"
+    max_new_tokens: int = Field(default=512, ge=1, description="for judge and verifier generations")
+
+
 class RunConfig(_Strict):
     """Everything one run needs; written back resolved as ``config.yaml`` next to the results."""
 
@@ -79,6 +91,7 @@ class RunConfig(_Strict):
     dataset: DatasetConfig
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     hardware: HardwareConfig = Field(default_factory=HardwareConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     output_dir: str | None = None
 
     @field_validator("models")

@@ -31,11 +31,11 @@ def moco_generate(model: Any, requests: list[GenerationRequest], settings: Gener
 
 
 @hookimpl
-def moco_score(task_type: str, examples: list[Example], outputs: list[str]) -> list[float] | None:
+def moco_score(task_type: str, examples: list[Example], outputs: list[str], options: Any) -> list[float] | None:
     from moco_core.plugins import get_registry
 
     scorer = get_registry().scorers.get(task_type)
-    return None if scorer is None else scorer.score(examples, outputs)
+    return None if scorer is None else scorer.score(examples, outputs, options)
 
 
 @hookimpl

@@ -53,8 +53,10 @@ def moco_generate(
 
 
 @hookspec(firstresult=True)
-def moco_score(task_type: str, examples: list[Example], outputs: list[str]) -> list[float] | None:
-    """Score ``outputs`` against ``examples`` of ``task_type``; one float in [0, 1] each."""
+def moco_score(task_type: str, examples: list[Example], outputs: list[str], options: Any) -> list[float] | None:
+    """Score ``outputs`` against ``examples`` of ``task_type``: one float each, in [0, 1] unless the
+    task type's metric says otherwise (raw reward-model scores).  ``options`` is the run's
+    ``moco_core.config.ScoringConfig`` (judge, reward, verifier and embedding models)."""
 
 
 @hookspec(firstresult=True)

@@ -31,6 +31,7 @@ class MethodContext:
     scorer: ScorerSpec
     hook: Any
     work_dir: Path
+    scoring: Any = None
     metrics: dict[str, Any] = field(default_factory=dict)
     _dev_scores: dict[str, float] | None = None
     _dev_outputs: dict[str, list[str]] = field(default_factory=dict)
@@ -42,7 +43,9 @@ class MethodContext:
     def score(self, examples: Sequence[Example], outputs: Sequence[str]) -> list[float]:
         if not examples:
             return []
-        scores = self.hook.moco_score(task_type=self.dataset.task_type, examples=list(examples), outputs=list(outputs))
+        scores = self.hook.moco_score(
+            task_type=self.dataset.task_type, examples=list(examples), outputs=list(outputs), options=self.scoring
+        )
         if scores is None:
             raise MocoError(f"no scorer is registered for task type {self.dataset.task_type!r}")
         return list(scores)

@@ -88,6 +88,7 @@ class DatasetSpec:
     source: str = ""
     summary: str = ""
     sizes: tuple[int, int] | None = None
+    group_by: str | None = None
     distribution: str = ""
 
     def load(self, data_dir: str | None = None) -> Any:
@@ -99,8 +100,11 @@ class ScorerSpec:
     """How one task type is prompted, how an answer is extracted and how it is scored.
 
     ``prompt(example) -> str``; ``extract(example, output) -> str | None`` gives the
-    comparable answer (used by voting methods); ``score(examples, outputs) -> list[float]``
-    scores a batch (batched so model-based scorers can batch too).
+    comparable answer (used by voting methods); ``score(examples, outputs, options) -> list[float]``
+    scores a batch (batched so model-based scorers can batch too); ``options`` is the run's
+    ``ScoringConfig`` (or None outside a run), naming judge, reward and embedding models.
+    ``metric`` names what the mean means; ``normalize`` says scores are not in [0, 1] and are
+    min-max normalised before averaging across datasets (reward models).
     """
 
     task_type: str
@@ -108,6 +112,7 @@ class ScorerSpec:
     score: Callable[..., list[float]]
     extract: Callable[..., Any] | None = None
     metric: str = "accuracy"
+    normalize: bool = False
     distribution: str = ""
 
 

@@ -83,15 +83,35 @@ def _progress(total: int, done: int) -> Any:
     return tqdm(total=total, initial=done, desc="test", unit="ex", disable=not sys.stderr.isatty())
 
 
-def _prediction_line(example: Example, prediction: Prediction, score: float) -> dict[str, Any]:
-    return {
+def _prediction_line(example: Example, prediction: Prediction, score: float, group_by: str | None) -> dict[str, Any]:
+    line = {
         "index": example.index,
         "id": example.id,
         "input": example.question,
         "output": prediction.output,
         "score": score,
-        **prediction.extras,
     }
+    if group_by:
+        line["group"] = example.extra.get(group_by)
+    return {**line, **prediction.extras}
+
+
+def summarize_scores(lines: list[dict[str, Any]], grouped: bool) -> dict[str, Any]:
+    """Mean and count; for grouped datasets a group counts only when all its items score 1."""
+    scores = [float(line["score"]) for line in lines]
+    summary: dict[str, Any] = {"mean": sum(scores) / len(scores) if scores else 0.0, "count": len(scores)}
+    if grouped:
+        groups: dict[str, bool] = {}
+        for line in lines:
+            key = str(line.get("group", line["id"]))
+            groups[key] = groups.get(key, True) and float(line["score"]) >= 1.0
+        summary = {
+            "mean": sum(groups.values()) / len(groups) if groups else 0.0,
+            "count": len(groups),
+            "item_mean": summary["mean"],
+            "item_count": summary["count"],
+        }
+    return summary
 
 
 def _model_test_scores(lines: list[dict[str, Any]]) -> dict[str, float]:
@@ -105,15 +125,15 @@ def _model_test_scores(lines: list[dict[str, Any]]) -> dict[str, float]:
 def build_metrics(
     plan: RunPlan, ctx: MethodContext, lines: list[dict[str, Any]], wall: float, pool: ModelPool
 ) -> dict[str, Any]:
-    scores = [float(line["score"]) for line in lines]
     metrics: dict[str, Any] = {
         "method": plan.method.key,
         "dataset": plan.dataset.name,
         "domain": plan.dataset.domain,
         "task_type": plan.dataset.task_type,
         "metric": plan.scorer.metric,
+        "normalize": plan.scorer.normalize,
         "pool": [{"name": m.name, "path": m.path} for m in plan.config.models],
-        "score": {"mean": sum(scores) / len(scores) if scores else 0.0, "count": len(scores)},
+        "score": summarize_scores(lines, plan.dataset.group_by is not None),
         "generations": {"made": pool.stats.made, "cached": pool.stats.cached},
         "hardware": {"device": pool.device(), "dtype": pool.dtype()},
         "wall_time_s": round(wall, 3),
@@ -164,6 +184,7 @@ def run(config: RunConfig, use_cache: bool = True) -> RunResult:
         scorer=plan.scorer,
         hook=hook,
         work_dir=output_dir / "work",
+        scoring=config.scoring,
     )
     try:
         method = plan.method.load()(ctx)
@@ -180,7 +201,7 @@ def run(config: RunConfig, use_cache: bool = True) -> RunResult:
                 scores = ctx.score(examples, [p.output for p in predictions])
                 with predictions_file.open("a", encoding="utf-8") as handle:
                     for example, prediction, score in zip(examples, predictions, scores, strict=True):
-                        line = _prediction_line(example, prediction, score)
+                        line = _prediction_line(example, prediction, score, plan.dataset.group_by)
                         handle.write(json.dumps(line, ensure_ascii=False) + "\n")
                     handle.flush()
                     os.fsync(handle.fileno())

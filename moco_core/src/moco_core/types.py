@@ -41,6 +41,7 @@ class Dataset:
     test: list[Example]
     domain: str = ""
     source: str = ""
+    group_by: str | None = None
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,7 @@ def load_dataset(config: RunConfig, registry: Registry) -> tuple[Dataset, Scorer
             raise MocoError(f"dataset.name: unknown dataset {source.name!r}{suggest(source.name, known)}")
         dataset = spec.load()
         dataset.name, dataset.domain = spec.key, dataset.domain or spec.domain
+        dataset.group_by = dataset.group_by or spec.group_by
     else:
         dataset = load_benchmark_file(source.path or "")
     scorer = registry.scorers.get(dataset.task_type)

@@ -97,7 +97,7 @@ def extract_exact_match(example: Example, output: str) -> str | None:
     return None if answer is None else normalize_answer(answer)
 
 
-def score_exact_match(examples: Sequence[Example], outputs: Sequence[str]) -> list[float]:
+def score_exact_match(examples: Sequence[Example], outputs: Sequence[str], options: object = None) -> list[float]:
     """1.0 where the output's final answer matches the example's gold answer, else 0.0."""
     if len(examples) != len(outputs):
         raise ValueError(f"{len(examples)} examples but {len(outputs)} outputs")

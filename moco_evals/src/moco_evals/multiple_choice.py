@@ -212,7 +212,7 @@ def gold_key(example: Example) -> str | None:
     return _option_equal_to(gold, options) or gold
 
 
-def score_multiple_choice(examples: Sequence[Example], outputs: Sequence[str]) -> list[float]:
+def score_multiple_choice(examples: Sequence[Example], outputs: Sequence[str], options: object = None) -> list[float]:
     """1.0 where the chosen key equals the gold key, else 0.0 (no choice found scores 0)."""
     if len(examples) != len(outputs):
         raise ValueError(f"{len(examples)} examples but {len(outputs)} outputs")

@@ -40,7 +40,7 @@ class ScriptedTaskTypes:
                 task_type="letter",
                 prompt=lambda e: e.question,
                 extract=first_letter,
-                score=lambda examples, outputs: [
+                score=lambda examples, outputs, options=None: [
                     float(first_letter(e, o) == e.answer) for e, o in zip(examples, outputs, strict=True)
                 ],
             )
@@ -49,7 +49,9 @@ class ScriptedTaskTypes:
             ScorerSpec(
                 task_type="free",
                 prompt=lambda e: e.question,
-                score=lambda examples, outputs: [float(o == e.answer) for e, o in zip(examples, outputs, strict=True)],
+                score=lambda examples, outputs, options=None: [
+                    float(o == e.answer) for e, o in zip(examples, outputs, strict=True)
+                ],
             )
         )
 
