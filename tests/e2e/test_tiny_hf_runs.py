@@ -108,3 +108,41 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path, fresh_cache_d
     indices = [line["index"] for line in lines_of(tmp_path / "majority_vote")]
     assert sorted(indices) == list(range(80))
     assert len(indices) == len(set(indices))
+
+
+def test_greedy_soup_runs_through_the_cli(tmp_path, fresh_cache_dir, tiny_pool_paths):
+    data = mc_data(tmp_path, 3, 3)
+    path = config(tmp_path, tiny_pool_paths, data, "greedy_soup", generation={"max_new_tokens": 4, "batch_size": 4})
+    result = moco("run", str(path))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "greedy_soup" / "metrics.json").read_text())
+    assert metrics["soup"][0] == metrics["dev_best_single"]["model"]
+    assert len(metrics["soup_history"]) == 2
+    assert all(line["soup"] == metrics["soup"] for line in lines_of(tmp_path / "greedy_soup"))
+
+
+def test_registered_dataset_key_reads_moco_data_dir(tmp_path, fresh_cache_dir, tiny_pool_paths, bench_dir):
+    path = config(tmp_path, tiny_pool_paths[:1], tmp_path / "unused.json", "single_model")
+    body = yaml.safe_load(path.read_text())
+    body["dataset"] = {"name": "agieval_tiny", "limit": 2}
+    path.write_text(yaml.safe_dump(body))
+    env = {**os.environ, "MOCO_DATA_DIR": str(bench_dir)}
+    result = moco("run", str(path), env=env)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "single_model" / "metrics.json").read_text())
+    assert (metrics["dataset"], metrics["domain"], metrics["score"]["count"]) == ("agieval_tiny", "qa", 2)
+    missing = moco("run", str(path), "--output-dir", str(tmp_path / "x"), env={**env, "MOCO_DATA_DIR": str(tmp_path)})
+    assert missing.returncode == 2 and "MOCO_DATA_DIR" in missing.stderr
+
+
+def test_pool_with_another_tokenizer_is_refused_before_loading(tmp_path, tiny_pool_paths):
+    from moco_core.testing import build_tiny_model
+
+    other = build_tiny_model(tmp_path / "other", seed=5)
+    tokenizer = json.loads((other / "tokenizer.json").read_text())
+    tokenizer["model"]["vocab"]["zzzz"] = len(tokenizer["model"]["vocab"]) + 10
+    (other / "tokenizer.json").write_text(json.dumps(tokenizer))
+    path = config(tmp_path, [tiny_pool_paths[0], other], mc_data(tmp_path, 1, 1), "logit_fusion")
+    result = moco("validate", str(path))
+    assert result.returncode == 2
+    assert "models[1].path: logit_fusion needs the same tokenizer as models[0]" in result.stderr
