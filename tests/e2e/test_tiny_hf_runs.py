@@ -117,7 +117,9 @@ def test_greedy_soup_runs_through_the_cli(tmp_path, fresh_cache_dir, tiny_pool_p
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "greedy_soup" / "metrics.json").read_text())
     assert metrics["soup"][0] == metrics["dev_best_single"]["model"]
-    assert len(metrics["soup_history"]) == 2
+    history = metrics["soup_history"]
+    assert history[0]["candidate"] == metrics["soup"][0]
+    assert sorted(step["candidate"] for step in history) == ["m0", "m1", "m2"]
     assert all(line["soup"] == metrics["soup"] for line in lines_of(tmp_path / "greedy_soup"))
 
 
