@@ -1,16 +1,43 @@
-"""One table across run directories: rows are methods, columns datasets, cells mean scores."""
+"""One table across run directories: rows are methods, columns datasets grouped by domain.
+
+Like the paper's Table 1: dataset columns ordered by domain, a macro-average per domain with
+more than one dataset, and an overall average.  Columns whose scores are not in [0, 1]
+(reward models) are min-max normalised across the table's rows before they enter an average;
+the cells themselves show the raw means.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from moco_core.errors import MocoError
 
 BEST_SINGLE = "best single model"
+DOMAIN_ORDER = (
+    "qa",
+    "math",
+    "reasoning",
+    "knowledge",
+    "culture",
+    "science",
+    "safety",
+    "code",
+    "medical",
+    "instruction_following",
+    "diversity",
+)
+
+
+@dataclass
+class Column:
+    dataset: str
+    domain: str
+    normalize: bool
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, Any]:
@@ -23,34 +50,85 @@ def read_metrics(run_dir: str | Path) -> dict[str, Any]:
         raise MocoError(f"{path}: malformed JSON: {exc}") from None
 
 
-def comparison_table(run_dirs: list[str | Path]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows; the best-single row takes each dataset's dev-best single model score.
+def _domain_rank(domain: str) -> tuple[int, str]:
+    return (DOMAIN_ORDER.index(domain) if domain in DOMAIN_ORDER else len(DOMAIN_ORDER), domain)
 
-    That score comes from a ``single_model`` run or from any method that measured the dev-best
-    model on test.
+
+def collect(run_dirs: list[str | Path]) -> tuple[list[Column], dict[str, dict[str, float]]]:
+    """Columns in domain order and ``rows[method][dataset] = mean``.
+
+    The best-single row takes, per dataset, a ``single_model`` run's score or else the test
+    score of the dev-best single model that any method measured.
     """
-    cells: dict[str, dict[str, float]] = {}
+    columns: dict[str, Column] = {}
+    rows: dict[str, dict[str, float]] = {}
     best_single: dict[str, float] = {}
-    datasets: list[str] = []
     for run_dir in run_dirs:
         metrics = read_metrics(run_dir)
         method, dataset = metrics["method"], metrics["dataset"]
-        if dataset not in datasets:
-            datasets.append(dataset)
-        cells.setdefault(method, {})[dataset] = metrics["score"]["mean"]
-        single = (metrics.get("dev_best_single") or {}).get("test_score")
-        if method == "single_model":
-            single = metrics["score"]["mean"]
-        if single is not None and dataset not in best_single:
+        columns.setdefault(
+            dataset, Column(dataset, metrics.get("domain") or "other", bool(metrics.get("normalize")))
+        )
+        rows.setdefault(method, {})[dataset] = metrics["score"]["mean"]
+        single = metrics["score"]["mean"] if method == "single_model" else None
+        if single is None:
+            single = (metrics.get("dev_best_single") or {}).get("test_score")
+        if single is not None and (method == "single_model" or dataset not in best_single):
             best_single[dataset] = single
-    rows = []
-    if best_single:
-        rows.append([BEST_SINGLE, *(_cell(best_single.get(d)) for d in datasets)])
-    for method, by_dataset in cells.items():
-        if method == "single_model":
+    ordered = sorted(columns.values(), key=lambda c: _domain_rank(c.domain))
+    table = {BEST_SINGLE: best_single} if best_single else {}
+    table.update((m, r) for m, r in rows.items() if m != "single_model")
+    return ordered, table
+
+
+def _normalised(columns: list[Column], table: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    result = {method: dict(values) for method, values in table.items()}
+    for column in columns:
+        if not column.normalize:
             continue
-        rows.append([method, *(_cell(by_dataset.get(d)) for d in datasets)])
-    return ["method", *datasets], rows
+        values = [r[column.dataset] for r in table.values() if column.dataset in r]
+        low, high = min(values, default=0.0), max(values, default=0.0)
+        for method, values_by_dataset in table.items():
+            if column.dataset in values_by_dataset:
+                raw = values_by_dataset[column.dataset]
+                result[method][column.dataset] = (raw - low) / (high - low) if high > low else 1.0
+    return result
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def comparison_table(run_dirs: list[str | Path]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: dataset columns by domain, per-domain averages, overall average."""
+    columns, table = collect(run_dirs)
+    normalised = _normalised(columns, table)
+    domains = list(dict.fromkeys(c.domain for c in columns))
+    header = ["method"]
+    for domain in domains:
+        in_domain = [c for c in columns if c.domain == domain]
+        header += [f"{domain}: {c.dataset}" for c in in_domain]
+        if len(in_domain) > 1:
+            header.append(f"{domain} avg")
+    if len(columns) > 1:
+        header.append("avg")
+    body = []
+    for method, values in table.items():
+        row = [method]
+        domain_means = []
+        for domain in domains:
+            in_domain = [c for c in columns if c.domain == domain]
+            row += [_cell(values.get(c.dataset)) for c in in_domain]
+            mean = _mean([normalised[method][c.dataset] for c in in_domain if c.dataset in values])
+            if mean is not None and all(c.dataset in values for c in in_domain):
+                domain_means.append(mean)
+            if len(in_domain) > 1:
+                row.append(_cell(mean if all(c.dataset in values for c in in_domain) else None))
+        if len(columns) > 1:
+            complete = len(domain_means) == len(domains)
+            row.append(_cell(_mean(domain_means) if complete else None))
+        body.append(row)
+    return header, body
 
 
 def _cell(value: float | None) -> str:
