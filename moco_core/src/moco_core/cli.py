@@ -178,10 +178,11 @@ def run_command(
         raise typer.Exit(130) from None
     metrics = result.metrics
     generations = metrics["generations"]
+    domain = metrics["domain"] or "no domain"
     typer.echo(
-        f"{metrics['method']} on {metrics['dataset']}: {metrics['metric']} {metrics['score']['mean']:.4f} "
-        f"over {metrics['score']['count']} examples; generations made {generations['made']}, "
-        f"cached {generations['cached']}; results in {result.output_dir}"
+        f"{metrics['method']} on {metrics['dataset']} ({domain}; scorer {metrics['task_type']}): "
+        f"{metrics['metric']} {metrics['score']['mean']:.4f} over {metrics['score']['count']} examples; "
+        f"generations made {generations['made']}, cached {generations['cached']}; results in {result.output_dir}"
     )
 
 
