@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from moco_core.errors import MocoError
 
@@ -184,6 +185,55 @@ def run_command(
         f"{metrics['metric']} {metrics['score']['mean']:.4f} over {metrics['score']['count']} examples; "
         f"generations made {generations['made']}, cached {generations['cached']}; results in {result.output_dir}"
     )
+
+
+@app.command()
+@user_errors
+def score(
+    predictions: Annotated[Path, typer.Argument(help="JSONL lines with 'output' and 'id' or 'index'.")],
+    dataset: Annotated[str | None, typer.Option("--dataset", help="A registered dataset key.")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="A data file (benchmark JSON, JSONL, CSV).")] = None,
+    task_type: Annotated[
+        str | None, typer.Option(help="Task type of a --data file that is not benchmark JSON.")
+    ] = None,
+    split: Annotated[str, typer.Option(help="dev or test.")] = "test",
+    output: Annotated[Path | None, typer.Option("--output", help="Write per-item scores (JSONL) here.")] = None,
+    scoring_config: Annotated[
+        Path | None, typer.Option("--scoring-config", help="YAML/JSON with judge, reward, verifier, embedding models.")
+    ] = None,
+) -> None:
+    """Score outputs produced elsewhere with moco's scorers; the last line is the mean and count."""
+    from moco_core.config import DatasetConfig, ScoringConfig, format_validation_error, read_config_file
+    from moco_core.plugins import get_plugin_manager, get_registry
+    from moco_core.runner import summarize_scores
+    from moco_core.scoring import match_lines, read_jsonl
+    from moco_core.validation import load_dataset
+
+    if (dataset is None) == (data is None):
+        raise MocoError("give exactly one of --dataset or --data")
+    if split not in ("dev", "test"):
+        raise MocoError(f"--split: expected dev or test, got {split!r}")
+    try:
+        source = DatasetConfig(name=dataset, path=str(data) if data else None, task_type=task_type)
+        options = ScoringConfig.model_validate(read_config_file(scoring_config) if scoring_config else {})
+    except ValidationError as exc:
+        raise MocoError(format_validation_error(exc, "--scoring-config" if scoring_config else "dataset")) from None
+    loaded, _ = load_dataset(source, get_registry())
+    examples = loaded.dev if split == "dev" else loaded.test
+    pairs = match_lines(predictions, read_jsonl(predictions), examples, split)
+    if not pairs:
+        raise MocoError(f"{predictions}: no predictions")
+    values = get_plugin_manager().hook.moco_score(
+        task_type=loaded.task_type, examples=[e for e, _ in pairs], outputs=[o for _, o in pairs], options=options
+    )
+    lines = [
+        {"index": e.index, "id": e.id, "score": v, "group": e.extra.get(loaded.group_by) if loaded.group_by else None}
+        for (e, _), v in zip(pairs, values, strict=True)
+    ]
+    if output is not None:
+        output.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    summary = summarize_scores(lines, loaded.group_by is not None)
+    typer.echo(f"{loaded.name} {split}: mean {summary['mean']:.4f} count {summary['count']}")
 
 
 @app.command()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from moco_core.errors import MocoError
 from moco_core.types import GenerationSettings
@@ -29,10 +29,24 @@ class ModelConfig(_Strict):
 
 
 class DatasetConfig(_Strict):
-    """A registered dataset key or a benchmark-format file; ``limit`` caps each split."""
+    """Which data a run uses: a registered dataset (``name``) or a user file (``path``).
+
+    A registered dataset comes from its benchmark file in ``data_dir`` (else ``$MOCO_DATA_DIR``)
+    or from its public source on the Hugging Face hub, sampled with ``split_seed``; ``source: auto``
+    takes the file when the folder has it, so a run works with or without the shared files. A user
+    file is benchmark-format JSON, JSONL, CSV or a ``save_to_disk`` folder: only benchmark JSON
+    declares its own task type, so the others need ``task_type``, and ``fields`` maps our schema
+    names (question, choices, answer, input, output, id, any extra) to the file's column names.
+    ``limit`` caps each split.
+    """
 
     name: str | None = None
     path: str | None = None
+    source: Literal["auto", "file", "hub"] = "auto"
+    data_dir: str | None = None
+    split_seed: int = 0
+    task_type: str | None = Field(default=None, validate_default=True)
+    fields: dict[str, str | list[str]] | None = None
     limit: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
@@ -40,6 +54,56 @@ class DatasetConfig(_Strict):
         if (self.name is None) == (self.path is None):
             raise ValueError("give exactly one of 'name' or 'path'")
         return self
+
+    @field_validator("source")
+    @classmethod
+    def _source_needs_name(cls, value: str, info: ValidationInfo) -> str:
+        if value == "hub" and info.data.get("path") is not None:
+            raise ValueError("'hub' applies to a registered dataset ('name'); a 'path' is read from the file")
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_for_files(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("path") is not None:
+            raise ValueError("applies to a registered dataset ('name'); 'path' already names the file")
+        if value is not None and info.data.get("source") == "hub":
+            raise ValueError("not used with source 'hub'")
+        return value
+
+    @field_validator("split_seed")
+    @classmethod
+    def _seed_for_hub(cls, value: int, info: ValidationInfo) -> int:
+        if value != 0 and (info.data.get("path") is not None or info.data.get("source") == "file"):
+            raise ValueError("samples the public source; it applies only to a 'name' with source 'hub' or 'auto'")
+        return value
+
+    @field_validator("task_type")
+    @classmethod
+    def _task_type_for_user_files(cls, value: str | None, info: ValidationInfo) -> str | None:
+        name, path = info.data.get("name"), info.data.get("path")
+        if (name is None) == (path is None):
+            return value
+        if name is not None and value is not None:
+            raise ValueError(f"only for a user file ('path'); {name} has its registered task type")
+        if path is not None and value is None and Path(path).suffix.lower() != ".json":
+            kind = Path(path).suffix.lower() or "folder"
+            raise ValueError(f"required for a {kind} user file (only benchmark-format JSON declares its own)")
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _fields_for_user_files(
+        cls, value: dict[str, str | list[str]] | None, info: ValidationInfo
+    ) -> dict[str, str | list[str]] | None:
+        if value is not None and info.data.get("name") is not None:
+            raise ValueError("only for a user file ('path'); registered datasets map their own fields")
+        for ours, theirs in (value or {}).items():
+            if isinstance(theirs, list) and ours != "choices":
+                raise ValueError(f"{ours}: a list of columns is accepted only for 'choices'")
+            if not theirs:
+                raise ValueError(f"{ours}: empty column name")
+        return value
 
     @property
     def label(self) -> str:

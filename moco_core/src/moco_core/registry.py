@@ -9,9 +9,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from moco_core.errors import MocoError
 
 Level = Literal["api", "text", "logit", "weight", "baseline", "other"]
 
@@ -76,9 +79,13 @@ class MethodSpec:
 
 @dataclass
 class DatasetSpec:
-    """A named dataset; ``loader`` is ``"module:function"`` returning a ``Dataset``.
+    """A named dataset, loadable from its benchmark file, its public source, or both.
 
-    The loader is called as ``loader(spec, data_dir)`` where ``data_dir`` may be None.
+    ``loader`` is ``"module:function"`` called as ``loader(spec, data_dir)`` (``data_dir`` may be
+    None) and reads the benchmark file; it is empty for a dataset that has none. ``hub`` names the
+    public source (a Hugging Face dataset id) and ``hub_loader`` is ``"module:function"`` called as
+    ``hub_loader(spec, seed)``, mapping that source to the benchmark schema with a seeded dev/test
+    sample; None when no mapping exists. Both return a ``Dataset``.
     """
 
     key: str
@@ -89,10 +96,23 @@ class DatasetSpec:
     summary: str = ""
     sizes: tuple[int, int] | None = None
     group_by: str | None = None
+    hub: str | None = None
+    hub_loader: str | None = None
     distribution: str = ""
 
     def load(self, data_dir: str | None = None) -> Any:
+        if not self.loader:
+            raise MocoError(f"dataset {self.key}: no benchmark file exists; load it from its public source {self.hub}")
         return import_object(self.loader)(self, data_dir)
+
+    def load_hub(self, seed: int = 0) -> Any:
+        if not self.hub_loader:
+            raise MocoError(f"dataset {self.key}: no public-source mapping; use the benchmark file")
+        return import_object(self.hub_loader)(self, seed)
+
+    def benchmark_file(self, data_dir: str | Path) -> Path:
+        """Where a benchmark file of this dataset sits in a data folder: ``<data_dir>/<key>.json``."""
+        return Path(data_dir).expanduser() / f"{self.key}.json"
 
 
 @dataclass

@@ -129,6 +129,7 @@ def build_metrics(
         "method": plan.method.key,
         "dataset": plan.dataset.name,
         "domain": plan.dataset.domain,
+        "dataset_source": plan.dataset.source,
         "task_type": plan.dataset.task_type,
         "metric": plan.scorer.metric,
         "normalize": plan.scorer.normalize,

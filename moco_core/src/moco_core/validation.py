@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
 
-from moco_core.config import RunConfig, format_validation_error
-from moco_core.data import limit_dataset, load_benchmark_file
+from moco_core.config import DatasetConfig, RunConfig, format_validation_error
+from moco_core.data import limit_dataset, load_registered, load_user_data
 from moco_core.errors import MocoError
 from moco_core.models import architecture_of, check_model_path, tokenizer_fingerprint
 from moco_core.registry import MethodSpec, Registry, ScorerSpec
@@ -84,19 +84,22 @@ def check_pool(config: RunConfig, spec: MethodSpec, registry: Registry) -> None:
             )
 
 
-def load_dataset(config: RunConfig, registry: Registry) -> tuple[Dataset, ScorerSpec]:
-    """The configured dataset, limited and with each example's task prompt filled in."""
-    source = config.dataset
+def load_dataset(source: DatasetConfig, registry: Registry) -> tuple[Dataset, ScorerSpec]:
+    """The configured dataset, limited and with each example's task prompt filled in.
+
+    A registered key comes from its benchmark file or public source as ``dataset.source`` says
+    (``Dataset.source`` records which, with the sampling rule); a ``path`` is a user file.
+    """
     if source.name is not None:
         spec = registry.datasets.get(source.name)
         if spec is None:
             known = list(registry.datasets)
             raise MocoError(f"dataset.name: unknown dataset {source.name!r}{suggest(source.name, known)}")
-        dataset = spec.load()
+        dataset = load_registered(spec, source.source, source.data_dir, source.split_seed)
         dataset.name, dataset.domain = spec.key, dataset.domain or spec.domain
         dataset.group_by = dataset.group_by or spec.group_by
     else:
-        dataset = load_benchmark_file(source.path or "")
+        dataset = load_user_data(source.path or "", source.task_type, source.fields)
     scorer = registry.scorers.get(dataset.task_type)
     if scorer is None:
         raise MocoError(f"dataset: no installed plugin scores task type {dataset.task_type!r}")
@@ -113,5 +116,5 @@ def plan_run(config: RunConfig, registry: Registry) -> RunPlan:
     spec = resolve_method(registry, config.method)
     params = validate_params(spec, config.params)
     check_pool(config, spec, registry)
-    dataset, scorer = load_dataset(config, registry)
+    dataset, scorer = load_dataset(config.dataset, registry)
     return RunPlan(config, spec, params, dataset, scorer)
