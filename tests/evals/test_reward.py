@@ -13,6 +13,7 @@ import pytest
 from moco_core.config import ScoringConfig
 from moco_core.data import load_benchmark_file
 from moco_core.errors import MocoError
+from moco_core.testing import build_tiny_reward_model
 from moco_core.types import Example
 from moco_evals import scoring_models
 from moco_evals.reward import conversation_text, min_max_normalize, score_reward, scorer_spec
@@ -20,56 +21,9 @@ from moco_evals.reward import conversation_text, min_max_normalize, score_reward
 pytestmark = pytest.mark.slow
 
 
-def _build_tiny_reward_model(folder: Path, chat_template: bool = True, architecture: str = "llama") -> Path:
-    """A random LlamaForSequenceClassification (one label) whose tokenizer pads on the left.
-
-    The left padding side is deliberate: the scorer must override it (left padding shifts
-    positions, which changes rewards of models with absolute position embeddings).
-    """
-    import torch
-    from transformers import GPT2Config, GPT2ForSequenceClassification, LlamaConfig, LlamaForSequenceClassification
-
-    from moco_core.testing import build_tiny_tokenizer
-
-    folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tiny_tokenizer(folder / "tokenizer")
-    tokenizer.padding_side = "left"
-    if not chat_template:
-        tokenizer.chat_template = None
-    tokenizer.save_pretrained(folder)
-    special = {
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
-    }
-    torch.manual_seed(0)
-    if architecture == "gpt2":  # absolute position embeddings: wrong padding would show
-        config = GPT2Config(vocab_size=len(tokenizer), n_embd=64, n_layer=2, n_head=4, n_positions=1024, **special)
-        config.num_labels = 1
-        model = GPT2ForSequenceClassification(config)
-    else:
-        config = LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=1024,
-            num_labels=1,
-            **special,
-        )
-        model = LlamaForSequenceClassification(config)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.normal_(0.0, 0.3)
-    model.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def reward_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield _build_tiny_reward_model(tmp_path_factory.mktemp("reward") / "tiny-reward")
+    yield build_tiny_reward_model(tmp_path_factory.mktemp("reward") / "tiny-reward")
     scoring_models.clear_model_cache()
 
 
@@ -114,7 +68,7 @@ def test_batched_scores_equal_one_by_one(reward_path: Path) -> None:
 
 def test_absolute_position_model_is_batch_independent(tmp_path: Path) -> None:
     """GPT-2 adds absolute position embeddings: only right padding keeps its rows' scores."""
-    path = _build_tiny_reward_model(tmp_path / "gpt2", architecture="gpt2")
+    path = build_tiny_reward_model(tmp_path / "gpt2", architecture="gpt2")
     examples = [_example(q, i) for i, q in enumerate(QUESTIONS)]
     batched = score_reward(examples, OUTPUTS, _options(path, batch_size=4))
     single = _one_by_one(examples, OUTPUTS, path)
@@ -138,7 +92,7 @@ def test_model_loads_once_per_process(reward_path: Path) -> None:
 
 
 def test_template_less_reward_model_reads_a_plain_transcript(tmp_path: Path) -> None:
-    path = _build_tiny_reward_model(tmp_path / "plain", chat_template=False)
+    path = build_tiny_reward_model(tmp_path / "plain", chat_template=False)
     from transformers import AutoTokenizer
 
     text, templated = conversation_text(AutoTokenizer.from_pretrained(path), "Q?", "A.")

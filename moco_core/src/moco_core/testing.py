@@ -104,6 +104,51 @@ def build_tiny_pool(root: str | Path, count: int = 3) -> list[Path]:
     return [first] + [build_tiny_model(root / f"tiny-{i}", seed=i, tokenizer_from=first) for i in range(1, count)]
 
 
+def build_tiny_reward_model(folder: Path, chat_template: bool = True, architecture: str = "llama") -> Path:
+    """A random one-label sequence classifier (a tiny reward model) whose tokenizer pads on the left.
+
+    The left padding side is deliberate: the scorer must override it (left padding shifts
+    positions, which changes rewards of models with absolute position embeddings).
+    """
+    import torch
+    from transformers import GPT2Config, GPT2ForSequenceClassification, LlamaConfig, LlamaForSequenceClassification
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tiny_tokenizer(folder / "tokenizer")
+    tokenizer.padding_side = "left"
+    if not chat_template:
+        tokenizer.chat_template = None
+    tokenizer.save_pretrained(folder)
+    special = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    torch.manual_seed(0)
+    if architecture == "gpt2":  # absolute position embeddings: wrong padding would show
+        config = GPT2Config(vocab_size=len(tokenizer), n_embd=64, n_layer=2, n_head=4, n_positions=1024, **special)
+        config.num_labels = 1
+        model = GPT2ForSequenceClassification(config)
+    else:
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            num_labels=1,
+            **special,
+        )
+        model = LlamaForSequenceClassification(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0.0, 0.3)
+    model.save_pretrained(folder)
+    return folder
+
+
 Responder = Callable[[GenerationRequest], str]
 _responders: dict[str, Responder] = {}
 
