@@ -57,23 +57,11 @@ def build_tiny_tokenizer(folder: str | Path) -> Any:
     return fast
 
 
-def build_tiny_model(folder: str | Path, seed: int = 0, tokenizer_from: str | Path | None = None) -> Path:
-    """Save a random tiny Llama (hidden 64, 2 layers) with a tokenizer into ``folder``.
+def tiny_llama_config(tokenizer: Any, **overrides: Any) -> Any:
+    """Llama with hidden size 64 and 2 layers over ``tokenizer``'s vocabulary and special tokens."""
+    from transformers import LlamaConfig
 
-    ``tokenizer_from`` reuses another tiny model's tokenizer so several models share a
-    vocabulary (needed by logit- and weight-level methods).
-    """
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    if tokenizer_from is not None:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
-        tokenizer.save_pretrained(folder)
-    else:
-        tokenizer = build_tiny_tokenizer(folder)
-    config = LlamaConfig(
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,
         intermediate_size=128,
@@ -84,13 +72,38 @@ def build_tiny_model(folder: str | Path, seed: int = 0, tokenizer_from: str | Pa
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
+        **overrides,
     )
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+
+
+def _randomise(model: Any, std: float) -> None:
+    """Wide random weights, so tiny models of different seeds answer differently."""
+    import torch
+
     with torch.no_grad():
         for parameter in model.parameters():
-            parameter.normal_(0.0, 0.5)
+            parameter.normal_(0.0, std)
+
+
+def build_tiny_model(folder: str | Path, seed: int = 0, tokenizer_from: str | Path | None = None) -> Path:
+    """Save a random tiny Llama (hidden 64, 2 layers) with a tokenizer into ``folder``.
+
+    ``tokenizer_from`` reuses another tiny model's tokenizer so several models share a
+    vocabulary (needed by logit- and weight-level methods).
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if tokenizer_from is not None:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
+        tokenizer.save_pretrained(folder)
+    else:
+        tokenizer = build_tiny_tokenizer(folder)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(tiny_llama_config(tokenizer, tie_word_embeddings=False))
+    _randomise(model, 0.5)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(folder)
@@ -111,7 +124,7 @@ def build_tiny_reward_model(folder: Path, chat_template: bool = True, architectu
     positions, which changes rewards of models with absolute position embeddings).
     """
     import torch
-    from transformers import GPT2Config, GPT2ForSequenceClassification, LlamaConfig, LlamaForSequenceClassification
+    from transformers import GPT2Config, GPT2ForSequenceClassification, LlamaForSequenceClassification
 
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tiny_tokenizer(folder / "tokenizer")
@@ -130,21 +143,8 @@ def build_tiny_reward_model(folder: Path, chat_template: bool = True, architectu
         config.num_labels = 1
         model = GPT2ForSequenceClassification(config)
     else:
-        config = LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=1024,
-            num_labels=1,
-            **special,
-        )
-        model = LlamaForSequenceClassification(config)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.normal_(0.0, 0.3)
+        model = LlamaForSequenceClassification(tiny_llama_config(tokenizer, num_labels=1))
+    _randomise(model, 0.3)
     model.save_pretrained(folder)
     return folder
 
