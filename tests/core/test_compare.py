@@ -63,10 +63,10 @@ def test_missing_cells_leave_averages_empty(tmp_path):
         write_run(tmp_path, "1", "a", "gsm8k", "math", 0.5),
         write_run(tmp_path, "2", "b", "mmlu_redux", "qa", 0.5),
     ]
-    header, rows = comparison_table(runs)
+    _, rows = comparison_table(runs)
     assert {row[0]: row[-1] for row in rows} == {"a": "", "b": ""}
 
 
 def test_not_a_run_dir(tmp_path):
-    with pytest.raises(MocoError, match="no metrics.json"):
+    with pytest.raises(MocoError, match=r"no metrics\.json"):
         comparison_table([tmp_path])

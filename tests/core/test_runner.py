@@ -8,38 +8,20 @@ from typer.testing import CliRunner
 
 from moco_core import runner
 from moco_core.cli import app
-from moco_core.hookspecs import hookimpl
-from moco_core.registry import ScorerSpec
-from moco_core.testing import ScriptedBackend, ScriptedBackendPlugin, registered_plugin, set_responder
+from moco_core.testing import (
+    ScriptedBackend,
+    ScriptedBackendPlugin,
+    ScriptedTaskTypesPlugin,
+    registered_plugin,
+    set_responder,
+)
 
 cli = CliRunner()
 
 
-def first_letter(example, output):
-    stripped = output.strip()
-    return stripped[:1] if stripped[:1] in (example.choices or {}) else None
-
-
-class LetterScorer:
-    """A test task type: the answer is the first letter of the response."""
-
-    @hookimpl
-    def moco_register_scorers(self, register):
-        register(
-            ScorerSpec(
-                task_type="letter",
-                prompt=lambda e: e.question,
-                extract=first_letter,
-                score=lambda examples, outputs, options=None: [
-                    float(first_letter(e, o) == e.answer) for e, o in zip(examples, outputs, strict=True)
-                ],
-            )
-        )
-
-
 @pytest.fixture()
 def scripted(fresh_cache_dir):
-    with registered_plugin(ScriptedBackendPlugin(), "scripted"), registered_plugin(LetterScorer(), "letter"):
+    with registered_plugin(ScriptedBackendPlugin(), "scripted"), registered_plugin(ScriptedTaskTypesPlugin(), "letter"):
         ScriptedBackend.calls.clear()
         yield
 

@@ -66,9 +66,7 @@ def collect(run_dirs: list[str | Path]) -> tuple[list[Column], dict[str, dict[st
     for run_dir in run_dirs:
         metrics = read_metrics(run_dir)
         method, dataset = metrics["method"], metrics["dataset"]
-        columns.setdefault(
-            dataset, Column(dataset, metrics.get("domain") or "other", bool(metrics.get("normalize")))
-        )
+        columns.setdefault(dataset, Column(dataset, metrics.get("domain") or "other", bool(metrics.get("normalize"))))
         rows.setdefault(method, {})[dataset] = metrics["score"]["mean"]
         single = metrics["score"]["mean"] if method == "single_model" else None
         if single is None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from moco_core.hookspecs import hookimpl
-from moco_core.registry import BackendSpec
+from moco_core.registry import BackendSpec, ScorerSpec
 from moco_core.types import Generation, GenerationRequest, GenerationSettings
 
 CHAT_TEMPLATE = (
@@ -190,6 +190,41 @@ class ScriptedBackendPlugin:
                 implementation="moco_core.testing:ScriptedBackend",
                 summary="test backend answering with Python functions",
                 local_paths=False,
+            )
+        )
+
+
+def first_letter(example: Any, output: str) -> str | None:
+    """The test extractor: the answer is the response's first letter, if it is an option key."""
+    stripped = output.strip()
+    return stripped[:1] if stripped[:1] in (example.choices or {}) else None
+
+
+class ScriptedTaskTypesPlugin:
+    """Two task types for tests: ``letter`` (first letter is the answer) and ``free`` (exact text).
+
+    They make scores of scripted responses obvious, so tests assert method logic, not scorers.
+    """
+
+    @hookimpl
+    def moco_register_scorers(self, register: Callable[..., None]) -> None:
+        register(
+            ScorerSpec(
+                task_type="letter",
+                prompt=lambda e: e.question,
+                extract=first_letter,
+                score=lambda examples, outputs, options=None: [
+                    float(first_letter(e, o) == e.answer) for e, o in zip(examples, outputs, strict=True)
+                ],
+            )
+        )
+        register(
+            ScorerSpec(
+                task_type="free",
+                prompt=lambda e: e.question,
+                score=lambda examples, outputs, options=None: [
+                    float(o == e.answer) for e, o in zip(examples, outputs, strict=True)
+                ],
             )
         )
 

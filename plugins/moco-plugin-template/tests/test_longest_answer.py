@@ -14,46 +14,18 @@ import yaml
 from typer.testing import CliRunner
 
 from moco_core.cli import app
-from moco_core.hookspecs import hookimpl
 from moco_core.plugins import reset as reset_plugins
-from moco_core.registry import ScorerSpec
-from moco_core.testing import ScriptedBackend, ScriptedBackendPlugin, registered_plugin, set_responder
+from moco_core.testing import (
+    ScriptedBackend,
+    ScriptedBackendPlugin,
+    ScriptedTaskTypesPlugin,
+    registered_plugin,
+    set_responder,
+)
 from moco_plugin_template import plugin as template_plugin
 from moco_plugin_template.params import LongestAnswerParams
 
 cli = CliRunner()
-
-
-def first_letter(example, output):
-    """A test extractor: the answer is the response's first letter, if it is an option key."""
-    stripped = output.strip()
-    return stripped[:1] if stripped[:1] in (example.choices or {}) else None
-
-
-class ScriptedTaskTypes:
-    """Two task types owned by the tests: ``letter`` has an extractor, ``free`` has none."""
-
-    @hookimpl
-    def moco_register_scorers(self, register):
-        register(
-            ScorerSpec(
-                task_type="letter",
-                prompt=lambda e: e.question,
-                extract=first_letter,
-                score=lambda examples, outputs, options=None: [
-                    float(first_letter(e, o) == e.answer) for e, o in zip(examples, outputs, strict=True)
-                ],
-            )
-        )
-        register(
-            ScorerSpec(
-                task_type="free",
-                prompt=lambda e: e.question,
-                score=lambda examples, outputs, options=None: [
-                    float(o == e.answer) for e, o in zip(examples, outputs, strict=True)
-                ],
-            )
-        )
 
 
 @pytest.fixture()
@@ -68,7 +40,7 @@ def moco(monkeypatch):
     try:
         with (
             registered_plugin(ScriptedBackendPlugin(), "scripted"),
-            registered_plugin(ScriptedTaskTypes(), "test-task-types"),
+            registered_plugin(ScriptedTaskTypesPlugin(), "test-task-types"),
             registered_plugin(template_plugin, "template") as registry,
         ):
             ScriptedBackend.calls.clear()
