@@ -144,6 +144,10 @@ class ScoringConfig(_Strict):
     batch_size: int = Field(default=8, ge=1)
     device: str = "auto"
     max_new_tokens: int = Field(default=512, ge=1, description="for judge and verifier generations")
+    code_timeout_s: float = Field(default=10.0, gt=0, description="wall-clock limit per sandboxed program")
+    code_cpu_s: int = Field(default=10, ge=1, description="CPU-time limit per sandboxed program")
+    code_memory_mb: int = Field(default=1024, ge=64, description="address-space limit per sandboxed process")
+    code_workers: int | None = Field(default=None, ge=1, description="programs run in parallel; default CPU count")
 
 
 class RunConfig(_Strict):
