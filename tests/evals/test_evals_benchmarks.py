@@ -6,17 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from moco_core.data import load_benchmark_file
 from moco_core.errors import MocoError
 from moco_core.types import Dataset, Example
 from moco_evals.benchmarks import load_benchmark
 from moco_evals.catalog import dataset_specs
 from moco_evals.exact_match import score_exact_match
-from moco_evals.multiple_choice import extract_choice, score_multiple_choice
 from moco_evals.normalize import parse_number
-from moco_evals.prompts import exact_match_prompt, multiple_choice_prompt
+from moco_evals.prompts import exact_match_prompt
+from moco_evals.quirks import count_unscorable
 
 SPECS = {spec.key: spec for spec in dataset_specs()}
-MULTIPLE_CHOICE = ["mmlu_redux", "agieval_tiny"]
 
 
 def load(key: str, bench_dir: Path) -> Dataset:
@@ -27,7 +27,10 @@ def items(dataset: Dataset) -> list[Example]:
     return dataset.test + dataset.dev
 
 
-@pytest.mark.parametrize("key", sorted(SPECS))
+FILE_SPECS = sorted(key for key, spec in SPECS.items() if spec.loader)
+
+
+@pytest.mark.parametrize("key", FILE_SPECS)
 def test_specs_match_the_files(key: str, bench_dir: Path) -> None:
     spec = SPECS[key]
     dataset = load(key, bench_dir)
@@ -35,62 +38,22 @@ def test_specs_match_the_files(key: str, bench_dir: Path) -> None:
     assert (len(dataset.dev), len(dataset.test)) == spec.sizes
     assert dataset.source == str(bench_dir / f"{key}.json")
     assert spec.loader == "moco_evals.benchmarks:load_benchmark"
+    assert load_benchmark_file(bench_dir / f"{key}.json").task_type == spec.task_type
 
 
-def test_domains_and_task_types() -> None:
-    assert {k: (s.task_type, s.domain) for k, s in SPECS.items()} == {
-        "gsm8k": ("exact_match", "math"),
-        "mmlu_redux": ("multiple_choice", "qa"),
-        "agieval_tiny": ("multiple_choice", "qa"),
-    }
+def test_every_shared_file_is_registered(bench_dir: Path) -> None:
+    assert {path.stem for path in bench_dir.glob("*.json")} <= set(FILE_SPECS)
 
 
-@pytest.mark.parametrize("key", MULTIPLE_CHOICE)
-def test_multiple_choice_gold_scores_one_and_other_keys_zero(key: str, bench_dir: Path) -> None:
-    examples = items(load(key, bench_dir))
-    for ex in examples:
-        keys = list(ex.choices or {})
-        gold = str(ex.answer)
-        other = keys[(keys.index(gold) + 1) % len(keys)]
-        right = [
-            f"Let me think step by step.\nEach option is checked against the facts.\nThe answer is ({gold}).",
-            f"Option ({other}) looks plausible at first, but it fails. The answer is **{gold}**.",
-            f"The answer is ({other}). Wait, that is wrong. Final answer: {gold}",
-            f"Reasoning...\n\n$\\boxed{{{gold}}}$",
-            f"{gold}) {ex.choices[gold]}",
-            gold,
-        ]
-        wrong = [
-            f"Let me think step by step.\nThe answer is ({other}).",
-            f"({gold}) looks plausible at first, but it fails. The answer is **{other}**.",
-            f"Answer: {other}",
-        ]
-        scores = score_multiple_choice([ex] * (len(right) + len(wrong)), right + wrong)
-        assert scores == [1.0] * len(right) + [0.0] * len(wrong), (ex.key, scores)
-
-
-@pytest.mark.parametrize("key", MULTIPLE_CHOICE)
-def test_multiple_choice_option_text_is_understood(key: str, bench_dir: Path) -> None:
-    failures = []
-    for ex in items(load(key, bench_dir)):
-        options = ex.choices or {}
-        gold = str(ex.answer)
-        texts = [" ".join(text.lower().split()).strip(" .") for text in options.values()]
-        if texts.count(texts[list(options).index(gold)]) > 1 or options[gold].strip() in options:
-            continue  # the same text twice, or a text that is itself a key: truly ambiguous
-        if extract_choice(ex, f"The answer is {options[gold]}") != gold:
-            failures.append(ex.key)
-    assert not failures
-
-
-@pytest.mark.parametrize("key", MULTIPLE_CHOICE)
-def test_multiple_choice_prompts(key: str, bench_dir: Path) -> None:
-    for ex in items(load(key, bench_dir)):
-        prompt = multiple_choice_prompt(ex)
-        assert prompt.startswith(ex.question.strip())
-        for option_key, text in (ex.choices or {}).items():
-            assert f"\n{option_key}) {text}" in prompt
-        assert prompt.endswith("Answer with the letter of the correct option, as 'The answer is (X)'.")
+def test_loader_repairs_quirks(bench_dir: Path) -> None:
+    popqa = load("popqa", bench_dir)
+    assert popqa.test[0].answer == ["Toulon", "Port-la-Montagne", "Tolon"]
+    culture = load("culturebench", bench_dir)
+    assert culture.name == "culturebench"  # the file calls itself culturebench_hard
+    tablemwp = load("tablemwp_multiple_choice", bench_dir)
+    with_id = [ex for ex in tablemwp.dev + tablemwp.test if ex.choices and "id" in ex.choices]
+    assert with_id and all(list(ex.choices or {}) == ["A", "B", "C", "id"] for ex in with_id)
+    assert sum(count_unscorable(load("math", bench_dir)).values()) == 12
 
 
 def test_gsm8k_gold_scores_one_and_gold_plus_one_zero(bench_dir: Path) -> None:

@@ -188,3 +188,98 @@ def test_score_rejects_mismatched_lengths() -> None:
 def test_degenerate_generations_score_zero(output: str) -> None:
     assert score_exact_match([example("7")], [output]) == [0.0]
     assert extract_exact_match(example("7"), output) != "7"
+
+
+@pytest.mark.parametrize(
+    ("output", "gold", "score"),
+    [
+        (r"Nested: \boxed{\frac{\sqrt{3}}{2}}", r"\frac{\sqrt{3}}{2}", 1.0),
+        (r"\boxed{\boxed{5}}", "5", 1.0),
+        (r"\boxed{3} is wrong, \boxed{4} is wrong, \boxed{5} is it", "5", 1.0),
+        (r"\boxed{5} first, then \boxed{3}", "5", 0.0),
+        ("Final answer: 1,234,567", "1234567", 1.0),
+        ("The answer is $1{,}000$.", "1000", 1.0),
+        (r"\boxed{12.0}", "12", 1.0),
+        (r"\boxed{12.50}", "12.5", 1.0),
+        (r"\boxed{\$18.00}", "18", 1.0),
+        (r"\boxed{18 \text{ dollars}}", "18", 1.0),
+        (r"\boxed{25\%}", "25", 1.0),
+        (r"\boxed{90^\circ}", "90", 1.0),
+        (r"\boxed{\frac{1}{2}}", "0.5", 1.0),
+        (r"\boxed{0.5}", r"\frac{1}{2}", 1.0),
+        ("The answer is 1/2.", r"\dfrac{1}{2}", 1.0),
+        (r"\boxed{x = 5}", "5", 1.0),
+        (r"\boxed{18x^3+8x^2}", "18x^3+8x^2", 1.0),
+        (r"\boxed{8x^2 + 18x^3}", "18x^3+8x^2", 1.0),
+        (r"\boxed{18x^3+8x}", "18x^3+8x^2", 0.0),
+        (r"\boxed{(-\infty,-8)\cup(-8,\infty)}", r"(-\infty, -8) \cup (-8, \infty)", 1.0),
+        (r"\boxed{(-\infty,-8]\cup(-8,\infty)}", r"(-\infty, -8) \cup (-8, \infty)", 0.0),
+        (r"\boxed{\sqrt{40}}", r"2\sqrt{10}", 1.0),
+        (r"\boxed{\pi/2}", r"\frac{\pi}{2}", 1.0),
+        (r"\boxed{\frac{\pi}{3}}", r"\frac{\pi}{2}", 0.0),
+        (r"\boxed{\begin{pmatrix}15\\10\end{pmatrix}}", r"\begin{pmatrix} 15 \\ 10 \end{pmatrix}", 1.0),
+        (r"\boxed{3, 1}", "1,3", 1.0),
+        (r"\boxed{3.54 \times 10^{-7}}", "3.54e-07", 1.0),
+        ("The answer is (A).", "A", 1.0),
+        ("The answer is (A) enormous brand-new German drinking motorcycle.", "A", 1.0),
+        ("The answer is (B).", "A", 0.0),
+        (r"\boxed{\text{(C)}}", "C", 1.0),
+        ("The answer is valid.", "valid", 1.0),
+        ("The answer is invalid.", "valid", 0.0),
+        ("So the answer is: True", "True", 1.0),
+        (r"\boxed{yes}", "yes", 1.0),
+        (r"\boxed{maybe}", "yes", 0.0),
+        (r"\boxed{\} ) \}}", "} ) }", 1.0),
+        ("The answer is } ) }.", "} ) }", 1.0),
+        ("The answer is ] }.", "} ) }", 0.0),
+        ("The answer is CompareOrContrast.", "CompareOrContrast", 1.0),
+        (r"\boxed{zzz}", "18x^3+8x^2", 0.0),
+    ],
+)
+def test_tricky_answers(output: str, gold: str, score: float) -> None:
+    assert score_exact_match([example(gold)], [output]) == [score]
+
+
+def theoremqa(answer: str, answer_type: str) -> Example:
+    return Example(0, "t", "?", answer, "exact_match", extra={"answer_type": answer_type})
+
+
+@pytest.mark.parametrize(
+    ("output", "gold", "answer_type", "score"),
+    [
+        (r"\boxed{True}", "True", "bool", 1.0),
+        (r"\boxed{Yes}", "True", "bool", 1.0),
+        (r"\boxed{no}", "False", "bool", 1.0),
+        (r"\boxed{False}", "True", "bool", 0.0),
+        (r"\boxed{0.67}", "0.6705", "float", 1.0),
+        (r"\boxed{0.64}", "0.6705", "float", 0.0),
+        (r"\boxed{\frac{\pi}{6}}", "0.5236", "float", 1.0),
+        (r"\boxed{1900}", "1960.0", "float", 1.0),
+        (r"\boxed{3.0}", "3", "integer", 1.0),
+        (r"\boxed{3.4}", "3", "integer", 0.0),
+        (r"\boxed{2^{24}}", "16777216", "integer", 1.0),
+        (r"\boxed{[1, 2]}", "[1, 2]", "list of integer", 1.0),
+        (r"\boxed{(1, 2)}", "[1, 2]", "list of integer", 1.0),
+        (r"\boxed{[2, 1]}", "[1, 2]", "list of integer", 1.0),
+        (r"\boxed{[1, 3]}", "[1, 2]", "list of integer", 0.0),
+        (r"\boxed{[1, 2, 3]}", "[1, 2]", "list of integer", 0.0),
+        (r"\boxed{[0.5, 0.667]}", "[0.5, 0.66667]", "list of float", 1.0),
+        ("The answer is (b).", "(b)", "option", 1.0),
+        ("The answer is (a).", "(b)", "option", 0.0),
+    ],
+)
+def test_theoremqa_answer_types(output: str, gold: str, answer_type: str, score: float) -> None:
+    assert score_exact_match([theoremqa(gold, answer_type)], [output]) == [score]
+
+
+def test_unscorable_items_score_zero() -> None:
+    marked = Example(0, "q", "?", "7", "exact_match", extra={"unscorable": "no gold answer"})
+    assert score_exact_match([marked, example(None)], [r"\boxed{7}", r"\boxed{7}"]) == [0.0, 0.0]
+
+
+def test_scientific_notation_parses() -> None:
+    assert parse_number(r"3.54 \times 10^{-7}") == Fraction(354, 10**9)
+    assert parse_number("2 x 10^3") == Fraction(2000)
+    assert parse_number(r"-1.5\cdot 10^(2)") == Fraction(-150)
+    assert normalize_answer(r"\{1, 2\}") == "{1, 2}"
+    assert normalize_answer("(B)") == "b"

@@ -521,7 +521,7 @@ def test_run_config_hub_source_reaches_the_loader(local_hub: LocalHub, evals_onl
     local_hub.add("openai/gsm8k", {"train": numbered(gsm8k_row, 6), "test": numbered(gsm8k_row, 6)}, "main")
     base = {"method": "single_model", "models": [{"name": "a", "path": "p"}]}
     config = parse_config({**base, "dataset": {"name": "gsm8k", "source": "hub", "split_seed": 5, "limit": 2}})
-    dataset, scorer = load_dataset(config, plugins.get_registry())
+    dataset, scorer = load_dataset(config.dataset, plugins.get_registry())
     assert dataset.source == "hub:openai/gsm8k (main) seed=5 dev=train shuffled[:1000] test=test shuffled[:1000]"
     assert (len(dataset.dev), len(dataset.test)) == (2, 2)
     assert dataset.test[0].prompt.startswith(dataset.test[0].question) and scorer.task_type == "exact_match"

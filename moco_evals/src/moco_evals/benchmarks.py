@@ -1,4 +1,8 @@
-"""Loading a registered dataset from its benchmark file ``<data dir>/<key>.json``."""
+"""Loading a registered dataset from its benchmark file ``<data dir>/<key>.json``.
+
+Files are read with the core reader and then repaired by ``quirks.normalize_items``, so every
+scorer sees one schema whatever the file's oddities.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from moco_core.data import load_benchmark_file
 from moco_core.errors import MocoError
 from moco_core.registry import DatasetSpec
 from moco_core.types import Dataset
+from moco_evals.quirks import normalize_items
 
 DATA_DIR_ENV = "MOCO_DATA_DIR"
 _HINT = f"set {DATA_DIR_ENV} to the folder holding the benchmark files"
@@ -33,10 +38,11 @@ def load_benchmark(spec: DatasetSpec, data_dir: str | os.PathLike[str] | None = 
     """The ``DatasetSpec`` loader of benchmark-file datasets (``loader(spec, data_dir)``).
 
     The spec's task type wins over the file's so the registered scorer is the one applied;
-    the dataset is named by its registry key even when the file says otherwise.
+    the dataset is named by its registry key even when the file says otherwise (``culturebench.json``
+    calls itself ``culturebench_hard``); the file's quirks are repaired (``quirks.normalize_items``).
     """
     path = benchmark_path(spec, data_dir)
-    dataset = load_benchmark_file(path, task_type=spec.task_type)
+    dataset = normalize_items(load_benchmark_file(path, task_type=spec.task_type))
     dataset.name = spec.key
     dataset.domain = spec.domain
     dataset.source = str(path)

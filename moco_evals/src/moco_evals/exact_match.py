@@ -1,7 +1,8 @@
 """The ``exact_match`` task type: find the final answer in free text and compare it to the gold.
 
-Comparison runs the checks in ``EQUIVALENCE_CHECKS`` on normalised strings; a symbolic
-checker (math-verify / sympy) can be appended there without touching extraction or scoring.
+Comparison runs the cheap checks in ``EQUIVALENCE_CHECKS`` on normalised strings first, then
+TheoremQA's per-type rules, and only then symbolic equality (``math_equivalence``), which is
+thousands of times slower, so a wrong numeric answer never reaches sympy.
 """
 
 from __future__ import annotations
@@ -9,16 +10,26 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from typing import Any
 
+from moco_core.registry import ScorerSpec
 from moco_core.types import Example
 from moco_evals.latex import last_boxed
+from moco_evals.math_equivalence import math_equal, numeric_value
 from moco_evals.normalize import normalize_answer, parse_number
+from moco_evals.prompts import exact_match_prompt
+from moco_evals.quirks import is_unscorable
 
-_ANSWER_PHRASE = re.compile(r"(?i)\b(?:final\s+answer|answer)\b\**\s*(?:is\b|[:：=])\s*:?")
+THEOREMQA_TOLERANCE = 0.04
+
+ANSWER_PHRASE = re.compile(r"(?i)\b(?:final\s+answer|answer)\b\**\s*(?:is\b|[:：=])\s*:?")
 _SENTENCE_END = re.compile(r"\.(?=\s|$)")
 _NUMBER_THEN_PROSE = re.compile(r"\s*(\\?\$?\s*[-+]?\d(?:[\d,]*\d)?(?:\.\d+)?(?:/\d+)?)\s*(?:,\s*|\s+)[A-Za-z].*")
 _NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+_OPTION_WITH_TEXT = re.compile(r"\(?([a-z])\)\s")
+_TRUE_WORDS = frozenset({"true", "yes", "correct", "right", "t", "y"})
+_FALSE_WORDS = frozenset({"false", "no", "incorrect", "wrong", "f", "n"})
 
 
 def _answer_fragment(text: str) -> str:
@@ -46,7 +57,7 @@ def extract_final_answer(text: str) -> str | None:
             if right.strip():
                 return right.strip()
         return boxed.strip()
-    phrases = list(_ANSWER_PHRASE.finditer(text))
+    phrases = list(ANSWER_PHRASE.finditer(text))
     for phrase in reversed(phrases):
         fragment = _answer_fragment(text[phrase.end() : phrase.end() + 2000])
         if fragment:
@@ -59,36 +70,107 @@ def _same_text(prediction: str, gold: str) -> bool:
     return prediction == gold or prediction.replace(" ", "") == gold.replace(" ", "")
 
 
+def _close(prediction: Fraction, gold: Fraction, tolerance: float) -> bool:
+    if prediction == gold:
+        return True
+    try:
+        return math.isclose(float(prediction), float(gold), rel_tol=tolerance, abs_tol=0.0)
+    except OverflowError:
+        return False
+
+
 def _same_number(prediction: str, gold: str) -> bool:
     """Equal values; a relative tolerance of 1e-6 absorbs rounding unless both are integers."""
     left, right = parse_number(prediction), parse_number(gold)
     if left is None or right is None:
         return False
-    if left == right or (left.denominator == 1 and right.denominator == 1):
+    if left.denominator == 1 and right.denominator == 1:
         return left == right
-    try:
-        return math.isclose(float(left), float(right), rel_tol=1e-6, abs_tol=0.0)
-    except OverflowError:
+    return _close(left, right, 1e-6)
+
+
+def _same_option_letter(prediction: str, gold: str) -> bool:
+    """A gold option letter ("b") stated with its text: "(b) brand-new drinking motorcycle"."""
+    if len(gold) != 1 or not gold.isalpha():
         return False
+    stated = _OPTION_WITH_TEXT.match(prediction)
+    return stated is not None and stated.group(1) == gold
 
 
-EQUIVALENCE_CHECKS: list[Callable[[str, str], bool]] = [_same_text, _same_number]
+EQUIVALENCE_CHECKS: list[Callable[[str, str], bool]] = [_same_text, _same_number, _same_option_letter]
 
 
-def answers_match(prediction: str | None, gold: Any) -> bool:
+def _as_bool(text: str) -> bool | None:
+    if text in _TRUE_WORDS:
+        return True
+    return False if text in _FALSE_WORDS else None
+
+
+def _value(raw: str, normalized: str) -> Fraction | float | None:
+    """A number from plain text, else from a closed form such as ``\\frac{\\pi}{6}`` (math-verify)."""
+    value = parse_number(normalized)
+    return value if value is not None else numeric_value(raw.strip())
+
+
+def _number_list(text: str) -> list[Fraction] | None:
+    inner = text.strip()
+    if inner[:1] + inner[-1:] in ("[]", "()"):
+        inner = inner[1:-1]
+    parts = [parse_number(part) for part in inner.split(",")]
+    numbers = [part for part in parts if part is not None]
+    return numbers if len(numbers) == len(parts) else None
+
+
+def _typed_match(raw: str, prediction: str, gold: str, answer_type: str) -> bool | None:
+    """TheoremQA's comparison by answer type, or None to fall back to the generic checks.
+
+    Its official scorer accepts floats within 4% of the gold (``THEOREMQA_TOLERANCE``) and
+    compares number lists sorted; booleans may be stated as yes/no.
+    """
+    if answer_type == "bool":
+        stated, expected = _as_bool(prediction), _as_bool(gold)
+        return None if stated is None or expected is None else stated == expected
+    if answer_type in ("float", "integer"):
+        expected, stated = parse_number(gold), _value(raw, prediction)
+        if expected is None or stated is None:
+            return None
+        tolerance = THEOREMQA_TOLERANCE if answer_type == "float" else 1e-9
+        return _close(Fraction(stated), expected, tolerance)
+    if answer_type.startswith("list"):
+        expected_list, stated_list = _number_list(gold), _number_list(prediction)
+        if expected_list is None or stated_list is None:
+            return None
+        tolerance = THEOREMQA_TOLERANCE if "float" in answer_type else 1e-9
+        pairs = zip(sorted(stated_list), sorted(expected_list), strict=False)
+        return len(stated_list) == len(expected_list) and all(_close(p, g, tolerance) for p, g in pairs)
+    return None
+
+
+def answers_match(prediction: str | None, gold: Any, answer_type: str | None = None) -> bool:
     """Whether an extracted answer equals the gold answer (any alias when gold is a list).
 
-    Both sides are normalised first; a gold of None (an unscorable item) never matches.
+    Cheap checks first: normalised strings, exact numbers, an option letter with its text;
+    then the TheoremQA ``answer_type`` rules; last, symbolic equality (math-verify), only
+    when both sides are formulas that are not plain numbers.  A gold of None never matches.
     """
     if prediction is None or gold is None:
         return False
     if isinstance(gold, (list, tuple)):
-        return any(answers_match(prediction, alias) for alias in gold)
-    normalized_gold = normalize_answer(gold)
+        return any(answers_match(prediction, alias, answer_type) for alias in gold)
+    gold_text = str(gold)
+    normalized_gold = normalize_answer(gold_text)
     if not normalized_gold:
         return False
     normalized_prediction = normalize_answer(prediction)
-    return any(check(normalized_prediction, normalized_gold) for check in EQUIVALENCE_CHECKS)
+    if any(check(normalized_prediction, normalized_gold) for check in EQUIVALENCE_CHECKS):
+        return True
+    if answer_type:
+        verdict = _typed_match(prediction, normalized_prediction, normalized_gold, answer_type)
+        if verdict is not None:
+            return verdict
+    if parse_number(normalized_prediction) is not None and parse_number(normalized_gold) is not None:
+        return False
+    return math_equal(prediction.strip(), gold_text.strip())
 
 
 def extract_exact_match(example: Example, output: str) -> str | None:
@@ -97,9 +179,28 @@ def extract_exact_match(example: Example, output: str) -> str | None:
     return None if answer is None else normalize_answer(answer)
 
 
+def example_matches(example: Example, output: str) -> bool:
+    """Whether ``output`` states the gold answer of ``example``; an unscorable item never does."""
+    if is_unscorable(example):
+        return False
+    answer_type = example.extra.get("answer_type")
+    typed = answer_type if isinstance(answer_type, str) else None
+    return answers_match(extract_final_answer(output), example.answer, typed)
+
+
 def score_exact_match(examples: Sequence[Example], outputs: Sequence[str], options: object = None) -> list[float]:
     """1.0 where the output's final answer matches the example's gold answer, else 0.0."""
     if len(examples) != len(outputs):
         raise ValueError(f"{len(examples)} examples but {len(outputs)} outputs")
-    pairs = zip(examples, outputs, strict=True)
-    return [float(answers_match(extract_final_answer(output), example.answer)) for example, output in pairs]
+    return [float(example_matches(example, output)) for example, output in zip(examples, outputs, strict=True)]
+
+
+def scorer_spec() -> ScorerSpec:
+    """The ``exact_match`` task type: boxed final answer, normalised or symbolic comparison."""
+    return ScorerSpec(
+        task_type="exact_match",
+        prompt=exact_match_prompt,
+        extract=extract_exact_match,
+        score=score_exact_match,
+        metric="accuracy",
+    )

@@ -27,6 +27,7 @@ from moco_core.errors import MocoError
 from moco_core.registry import DatasetSpec
 from moco_core.types import Dataset
 from moco_evals.latex import last_boxed
+from moco_evals.quirks import normalize_items
 
 CAP = 1000
 Row = dict[str, Any]
@@ -415,7 +416,7 @@ def load_hub(spec: DatasetSpec, seed: int = 0, cap: int = CAP) -> Dataset:
         dev_names = "+".join(source.dev) + _head_note(source)
         rule = f"{label} dev={dev_names} shuffled[:{cap}] test={test_names} shuffled[:{cap}]"
     where = f"hub:{source.path}"
-    return Dataset(
+    dataset = Dataset(
         name=spec.key,
         task_type=spec.task_type,
         dev=build_split(dev_items, "dev", spec.task_type, where),
@@ -424,3 +425,4 @@ def load_hub(spec: DatasetSpec, seed: int = 0, cap: int = CAP) -> Dataset:
         source=rule,
         group_by=spec.group_by,
     )
+    return normalize_items(dataset)

@@ -14,8 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from moco_core.registry import ScorerSpec
 from moco_core.types import Example
 from moco_evals.latex import boxed_spans, unwrap_text_commands
+from moco_evals.prompts import multiple_choice_prompt
+from moco_evals.quirks import is_unscorable
 
 DEFAULT_KEYS = ("A", "B", "C", "D", "E")
 _MARKERS = "([{*$\"'`"
@@ -213,11 +216,23 @@ def gold_key(example: Example) -> str | None:
 
 
 def score_multiple_choice(examples: Sequence[Example], outputs: Sequence[str], options: object = None) -> list[float]:
-    """1.0 where the chosen key equals the gold key, else 0.0 (no choice found scores 0)."""
+    """1.0 where the chosen key equals the gold key, else 0.0 (no choice found, or an
+    unscorable item, scores 0)."""
     if len(examples) != len(outputs):
         raise ValueError(f"{len(examples)} examples but {len(outputs)} outputs")
     scores = []
     for example, output in zip(examples, outputs, strict=True):
-        gold = gold_key(example)
+        gold = None if is_unscorable(example) else gold_key(example)
         scores.append(float(gold is not None and extract_choice(example, output) == gold))
     return scores
+
+
+def scorer_spec() -> ScorerSpec:
+    """The ``multiple_choice`` task type: lettered options, the chosen key against the gold key."""
+    return ScorerSpec(
+        task_type="multiple_choice",
+        prompt=multiple_choice_prompt,
+        extract=extract_choice,
+        score=score_multiple_choice,
+        metric="accuracy",
+    )

@@ -15,6 +15,10 @@ from moco_evals.latex import frac_arguments, unwrap_text_commands
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d{1,3})?")
 _GROUPED_NUMBER = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _SLASH_FRACTION = re.compile(r"([+-]?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)")
+_SCIENTIFIC = re.compile(
+    r"(.+?)\s*(?:\\times|\\cdot|×|\*|x)\s*10\s*\^\s*"
+    r"(?:\{\s*(?P<braced>[+-]?\d{1,3})\s*\}|\(\s*(?P<parens>[+-]?\d{1,3})\s*\)|(?P<bare>[+-]?\d{1,3}))"
+)
 _MAX_DIGITS = 1000
 
 _REMOVED = re.compile(
@@ -23,14 +27,19 @@ _REMOVED = re.compile(
 _SPACES = re.compile(r"\\ |~")
 _LEADING_PUNCTUATION = ",;:!?\"'*`"
 _TRAILING_PUNCTUATION = ".,;:!?\"'*`"
+_ESCAPED_BRACE = re.compile(r"\\([{}])")
+_OPTION_LETTER = re.compile(r"\(([a-z])\)")
 _ARTICLE = re.compile(r"\b(?:a|an|the)\s+(?=[a-z])")
 _ASSIGNMENT = re.compile(r"^[a-z][a-z0-9_]*\s*=\s*(.+)$")
-_UNIT_TAIL = re.compile(r"^(\S+?)\s*((?:[a-z]{2,}\.?\s*)+)$")
+# Each unit word must end at a space or the end, so the match is unambiguous (no backtracking blow-up).
+_UNIT_TAIL = re.compile(r"^([^\sa-z]\S*?)\s*((?:[a-z]{2,}\.?(?:\s+|$))+)$")
+_MAX_UNIT_TEXT = 200
 _NOT_UNITS = frozenset({"pi", "sqrt", "ln", "log", "sin", "cos", "tan", "exp", "inf", "infty", "infinity", "mod"})
 
 
 def parse_number(text: str) -> Fraction | None:
-    """The exact value of a number written as an integer, decimal, ``a/b`` or ``\\frac{a}{b}``.
+    """The exact value of a number written as an integer, decimal, ``a/b``, ``\\frac{a}{b}`` or
+    ``a \\times 10^{k}``.
 
     Thousands separators and a leading ``+`` are accepted; anything else (expressions,
     units, words) gives None.  Pure parsing, so hostile text cannot run code.
@@ -53,6 +62,11 @@ def parse_number(text: str) -> Fraction | None:
     if text[0] in "+-":
         sign = -1 if text[0] == "-" else 1
         text = text[1:].lstrip()
+    scientific = _SCIENTIFIC.fullmatch(text) if "^" in text else None
+    if scientific:
+        mantissa = parse_number(scientific.group(1))
+        exponent = scientific.group("braced") or scientific.group("parens") or scientific.group("bare")
+        return None if mantissa is None else sign * mantissa * Fraction(10) ** int(exponent)
     parts = frac_arguments(text)
     if parts is None:
         return None
@@ -92,11 +106,11 @@ def normalize_answer(answer: object) -> str:
 
     Lowercase; LaTeX formatting (``$``, ``\\text{}``, spacing commands, ``%``, degrees)
     removed; punctuation at the ends, leading articles and extra whitespace dropped;
-    ``x = 5`` reduced to ``5``; a number followed only by unit words reduced to the number;
-    numbers written canonically (see ``format_number``).
+    ``x = 5`` reduced to ``5``; an option letter ``(B)`` reduced to ``b``; a number followed only
+    by unit words reduced to the number; numbers written canonically (see ``format_number``).
     """
     text = str(answer).replace("−", "-").replace("{,}", ",")
-    text = unwrap_text_commands(text)
+    text = _ESCAPED_BRACE.sub(r"\1", unwrap_text_commands(text))
     text = _SPACES.sub(" ", _REMOVED.sub("", text))
     text = re.sub(r"\\[dt]frac(?![A-Za-z])", r"\\frac", text)
     text = " ".join(text.lower().split())
@@ -106,8 +120,11 @@ def normalize_answer(answer: object) -> str:
         assignment = _ASSIGNMENT.match(text)
         if assignment:
             text = _strip_ends(assignment.group(1))
+    option = _OPTION_LETTER.fullmatch(text)
+    if option:
+        return option.group(1)
     value = parse_number(text)
-    if value is None:
+    if value is None and len(text) <= _MAX_UNIT_TEXT:
         units = _UNIT_TAIL.match(text)
         if units and not set(units.group(2).replace(".", " ").split()) & _NOT_UNITS:
             value = parse_number(_strip_ends(units.group(1)))

@@ -1,7 +1,9 @@
-"""Entry point ``evals`` of group ``moco``: registers the benchmark datasets and the
-``multiple_choice`` and ``exact_match`` scorers.
+"""Entry point ``evals`` of group ``moco``: registers every built-in dataset and the scorer of
+every task type (multiple_choice, exact_match, f1_match, noncompliance, coding, reward_model,
+general_verifier, generation_diversity).
 
-Imports only pure-Python modules, so listing datasets never pulls in torch.
+Imports only pure-Python modules (math-verify/sympy load on first symbolic comparison), so
+listing datasets never pulls in torch or sympy; model-based scorers load their models on first use.
 """
 
 from __future__ import annotations
@@ -10,30 +12,14 @@ from collections.abc import Callable
 
 from moco_core.hookspecs import hookimpl
 from moco_core.registry import ScorerSpec
+from moco_evals import coding, diversity, exact_match, f1_match, multiple_choice, noncompliance, reward, verifier
 from moco_evals.catalog import dataset_specs
-from moco_evals.exact_match import extract_exact_match, score_exact_match
-from moco_evals.multiple_choice import extract_choice, score_multiple_choice
-from moco_evals.prompts import exact_match_prompt, multiple_choice_prompt
 
 
 def scorer_specs() -> list[ScorerSpec]:
     """The task types this plugin knows how to prompt, extract and score."""
-    return [
-        ScorerSpec(
-            task_type="multiple_choice",
-            prompt=multiple_choice_prompt,
-            extract=extract_choice,
-            score=score_multiple_choice,
-            metric="accuracy",
-        ),
-        ScorerSpec(
-            task_type="exact_match",
-            prompt=exact_match_prompt,
-            extract=extract_exact_match,
-            score=score_exact_match,
-            metric="accuracy",
-        ),
-    ]
+    modules = (multiple_choice, exact_match, f1_match, noncompliance, coding, reward, verifier, diversity)
+    return [module.scorer_spec() for module in modules]
 
 
 @hookimpl

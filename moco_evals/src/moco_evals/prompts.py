@@ -29,5 +29,11 @@ def multiple_choice_prompt(example: Example) -> str:
 
 
 def exact_match_prompt(example: Example) -> str:
-    """The problem followed by the request to box the final answer."""
+    """The problem followed by the request to box the final answer (exact_match, f1_match)."""
     return f"{example.question.strip()}\n\n{BOXED_INSTRUCTION}"
+
+
+def raw_prompt(example: Example) -> str:
+    """The input exactly as given: noncompliance requests are judged on the model's own reaction,
+    so no instruction may be added to them."""
+    return example.question
