@@ -181,3 +181,10 @@ def test_grouped_score_counts_a_group_only_when_all_items_are_right():
         "item_count": 4,
     }
     assert runner.summarize_scores(lines, grouped=False) == {"mean": 0.75, "count": 4}
+
+
+def test_reward_scores_also_get_a_min_max_normalised_mean():
+    lines = [{"id": str(i), "score": value} for i, value in enumerate([-2.0, 0.0, 2.0, 4.0])]
+    summary = runner.summarize_scores(lines, grouped=False, normalize=True)
+    assert summary["mean"] == 1.0
+    assert summary["normalized_mean"] == pytest.approx((0 + 1 / 3 + 2 / 3 + 1) / 4)

@@ -96,10 +96,19 @@ def _prediction_line(example: Example, prediction: Prediction, score: float, gro
     return {**line, **prediction.extras}
 
 
-def summarize_scores(lines: list[dict[str, Any]], grouped: bool) -> dict[str, Any]:
-    """Mean and count; for grouped datasets a group counts only when all its items score 1."""
+def summarize_scores(lines: list[dict[str, Any]], grouped: bool, normalize: bool = False) -> dict[str, Any]:
+    """Mean and count; for grouped datasets a group counts only when all its items score 1.
+
+    Scores outside [0, 1] (reward models) also get ``normalized_mean``: the mean after min-max
+    scaling over this run's items, comparable within the run only; ``moco compare`` rescales
+    across methods.
+    """
     scores = [float(line["score"]) for line in lines]
     summary: dict[str, Any] = {"mean": sum(scores) / len(scores) if scores else 0.0, "count": len(scores)}
+    if normalize and scores:
+        low, high = min(scores), max(scores)
+        scaled = [(s - low) / (high - low) if high > low else 0.5 for s in scores]
+        summary["normalized_mean"] = sum(scaled) / len(scaled)
     if grouped:
         groups: dict[str, bool] = {}
         for line in lines:
@@ -134,7 +143,7 @@ def build_metrics(
         "metric": plan.scorer.metric,
         "normalize": plan.scorer.normalize,
         "pool": [{"name": m.name, "path": m.path} for m in plan.config.models],
-        "score": summarize_scores(lines, plan.dataset.group_by is not None),
+        "score": summarize_scores(lines, plan.dataset.group_by is not None, plan.scorer.normalize),
         "generations": {"made": pool.stats.made, "cached": pool.stats.cached},
         "hardware": {"device": pool.device(), "dtype": pool.dtype()},
         "wall_time_s": round(wall, 3),
