@@ -50,6 +50,17 @@ class _Member:
     identity: dict[str, Any] | None = None
 
 
+def generation_progress(name: str, total: int, chunk: int) -> Any:
+    """A progress bar for generation calls longer than one chunk, shown only on a terminal."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total, desc=f"generate {name}", unit="gen", leave=False, disable=total <= chunk or not sys.stderr.isatty()
+    )
+
+
 def resolve_dtype(dtype: str, device: str) -> str:
     if dtype != "auto":
         return dtype
@@ -243,6 +254,7 @@ class ModelPool:
             loaded = self.load(name)
             by_key: dict[str, Generation] = {}
             chunk = self.batch_size * CHUNK_BATCHES
+            bar = generation_progress(name, len(unique_missing), chunk)
             for start in range(0, len(unique_missing), chunk):
                 rows = unique_missing[start : start + chunk]
                 fresh = self._hook.moco_generate(model=loaded, requests=[requests[i] for i in rows], settings=settings)
@@ -252,6 +264,8 @@ class ModelPool:
                 self.cache.put_many({k: g.to_json() for k, g in made.items()})
                 by_key.update(made)
                 self.stats.made += len(rows)
+                bar.update(len(rows))
+            bar.close()
             results = [r if r is not None else by_key[k] for r, k in zip(results, keys, strict=True)]
         self.stats.cached += len(requests) - len(unique_missing)
         return [r for r in results if r is not None]
