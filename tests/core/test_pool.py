@@ -117,3 +117,43 @@ def test_system_prompt_folds_into_user_turn_when_template_refuses_it():
 
     assert render_prompt(NoSystemRole(), "question", "be brief") == "be brief\n\nquestion"
     assert render_prompt(NoSystemRole(), "question", None) == "question"
+
+
+def test_models_shipped_generation_defaults_are_ignored(tiny_pool_paths, tmp_path):
+    import shutil
+
+    from transformers import GenerationConfig
+
+    penalised = tmp_path / "penalised"
+    shutil.copytree(tiny_pool_paths[0], penalised)
+    config = GenerationConfig.from_pretrained(penalised)
+    config.repetition_penalty = 3.0
+    config.no_repeat_ngram_size = 1
+    config.save_pretrained(penalised)
+    plain = make_pool([tiny_pool_paths[0]], tmp_path, cache=False).generate("m0", PROMPTS, GREEDY)
+    shipped = make_pool([penalised], tmp_path, cache=False).generate("m0", PROMPTS, GREEDY)
+    assert [g.text for g in shipped] == [g.text for g in plain]
+
+
+def test_pool_members_draw_independent_samples(tiny_pool_paths, tmp_path):
+    import shutil
+
+    twin = tmp_path / "twin"
+    shutil.copytree(tiny_pool_paths[0], twin)
+    pool = make_pool([tiny_pool_paths[0], twin], tmp_path, cache=False)
+    prompts = [f"question number {i}" for i in range(6)]
+    first = [g.text for g in pool.generate("m0", prompts, SAMPLED)]
+    second = [g.text for g in pool.generate("m1", prompts, SAMPLED)]
+    assert first != second  # same weights, different random streams
+
+
+def test_plain_prompts_get_the_tokenizers_special_tokens():
+    from moco_core.backends.hf import adds_special_tokens
+
+    class Templated:
+        chat_template = "{{ messages }}"
+
+    class Plain:
+        chat_template = None
+
+    assert adds_special_tokens(Plain()) and not adds_special_tokens(Templated())

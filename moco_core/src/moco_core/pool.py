@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from moco_core.cache import GenerationCache, cache_key
@@ -227,11 +227,14 @@ class ModelPool:
     ) -> list[Generation]:
         """One generation per prompt from member ``name``: cached ones read, the rest batched."""
         member = self._member(name)
+        identity = self.identity(name)
+        stream = cache_key(stream=identity)[:16]
         requests = [
-            p if isinstance(p, GenerationRequest) else GenerationRequest(p, member.config.system_prompt, 0, logprobs)
+            replace(p, stream=stream)
+            if isinstance(p, GenerationRequest)
+            else GenerationRequest(p, member.config.system_prompt, 0, logprobs, stream)
             for p in prompts
         ]
-        identity = self.identity(name)
         keys = [
             cache_key(
                 kind="generation",

@@ -105,13 +105,15 @@ class GenerationRequest:
     """One prompt for one pool model: the user message, its system prompt and sample index.
 
     ``sample`` distinguishes repeated samples of the same prompt (self-consistency, voting with
-    several samples per model); it is part of the cache key and of the per-row seed.
+    several samples per model); it is part of the cache key and of the per-row seed.  ``stream``
+    names the model's random stream (the pool sets it from the model's identity).
     """
 
     prompt: str
     system_prompt: str | None = None
     sample: int = 0
     logprobs: bool = False
+    stream: str = ""
 
 
 @dataclass

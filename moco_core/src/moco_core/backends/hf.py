@@ -8,14 +8,23 @@ prompts share its batch, which makes cached and fresh generations interchangeabl
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+)
 from transformers.utils import logging as hf_logging
 
 from moco_core.types import Generation, GenerationRequest, GenerationSettings
@@ -33,7 +42,11 @@ class HFModel:
 
 
 def row_seed(seed: int, request: GenerationRequest) -> int:
-    text = f"{seed}\x00{request.system_prompt or ''}\x00{request.prompt}\x00{request.sample}"
+    """The row's random stream: run seed, prompt, sample index and the model (``request.stream``).
+
+    Including the model keeps different pool members' samples independent of each other.
+    """
+    text = f"{seed}\x00{request.system_prompt or ''}\x00{request.prompt}\x00{request.sample}\x00{request.stream}"
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") >> 1
 
 
@@ -79,6 +92,11 @@ def render_prompt(tokenizer: Any, prompt: str, system_prompt: str | None) -> str
     return tokenizer.apply_chat_template([user], add_generation_prompt=True, tokenize=False)
 
 
+def adds_special_tokens(tokenizer: Any) -> bool:
+    """Plain-text prompts need the tokenizer's BOS; a chat template already writes its own."""
+    return not getattr(tokenizer, "chat_template", None)
+
+
 def eos_ids(hf: HFModel) -> set[int]:
     ids: set[int] = set()
     config_eos = getattr(hf.model.generation_config, "eos_token_id", None)
@@ -88,6 +106,25 @@ def eos_ids(hf: HFModel) -> set[int]:
         elif value:
             ids.update(value)
     return ids
+
+
+@contextlib.contextmanager
+def neutral_generation_config(model: Any) -> Iterator[None]:
+    """Generate with only the run's settings, not the model's shipped defaults.
+
+    A model's ``generation_config.json`` may carry a repetition penalty, top-k or n-gram
+    blocking; transformers falls back to those for anything a call leaves unset.  Every method
+    must decode the same way (single models and joint decoding alike), so during the call the
+    model sees a config holding only its special tokens.
+    """
+    original = model.generation_config
+    model.generation_config = GenerationConfig(
+        bos_token_id=original.bos_token_id, eos_token_id=original.eos_token_id, pad_token_id=original.pad_token_id
+    )
+    try:
+        yield
+    finally:
+        model.generation_config = original
 
 
 class HFBackend:
@@ -112,6 +149,7 @@ class HFBackend:
 
     def unload(self, handle: HFModel) -> None:
         handle.model = None
+        gc.collect()  # transformers models sit in reference cycles; free them before releasing GPU memory
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
@@ -119,7 +157,8 @@ class HFBackend:
         self, handle: HFModel, requests: list[GenerationRequest], settings: GenerationSettings, batch_size: int
     ) -> list[Generation]:
         texts = [render_prompt(handle.tokenizer, r.prompt, r.system_prompt) for r in requests]
-        lengths = [len(handle.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        special = adds_special_tokens(handle.tokenizer)
+        lengths = [len(handle.tokenizer(t, add_special_tokens=special)["input_ids"]) for t in texts]
         order = sorted(range(len(requests)), key=lambda i: -lengths[i])
         results: list[Generation | None] = [None] * len(requests)
         for start in range(0, len(order), batch_size):
@@ -134,23 +173,22 @@ class HFBackend:
         self, handle: HFModel, requests: list[GenerationRequest], texts: list[str], settings: GenerationSettings
     ) -> list[Generation]:
         tokenizer = handle.tokenizer
-        encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(handle.device)
+        special = adds_special_tokens(tokenizer)
+        encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=special).to(handle.device)
         want_logprobs = any(r.logprobs for r in requests)
         sampler = RowSeededSampler([row_seed(settings.seed, r) for r in requests], settings.temperature, settings.top_p)
         stop_ids = eos_ids(handle)
-        output = handle.model.generate(
-            **encoded,
-            max_new_tokens=settings.max_new_tokens,
-            do_sample=False,
-            temperature=None,
-            top_p=None,
-            top_k=None,
-            logits_processor=LogitsProcessorList([sampler]),
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=sorted(stop_ids) or None,
-            return_dict_in_generate=True,
-            output_logits=want_logprobs,
-        )
+        with neutral_generation_config(handle.model):
+            output = handle.model.generate(
+                **encoded,
+                max_new_tokens=settings.max_new_tokens,
+                do_sample=False,
+                logits_processor=LogitsProcessorList([sampler]),
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=sorted(stop_ids) or None,
+                return_dict_in_generate=True,
+                output_logits=want_logprobs,
+            )
         new_tokens = output.sequences[:, encoded["input_ids"].shape[1] :]
         step_logprobs = torch.log_softmax(torch.stack(output.logits, dim=1).float(), dim=-1) if want_logprobs else None
         generations = []

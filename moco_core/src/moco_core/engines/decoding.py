@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from moco_core.backends.hf import HFModel, RowSeededSampler, eos_ids, render_prompt
+from moco_core.backends.hf import HFModel, RowSeededSampler, adds_special_tokens, eos_ids, render_prompt
 from moco_core.errors import MocoError
 from moco_core.types import GenerationSettings
 
@@ -59,7 +59,7 @@ class _ModelStream:
         from transformers import DynamicCache
 
         self.hf = hf
-        encoded = hf.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        encoded = hf.tokenizer(list(texts), add_special_tokens=adds_special_tokens(hf.tokenizer))["input_ids"]
         width = max(len(ids) for ids in encoded)
         input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in encoded], device=hf.device)
         self.attention_mask = torch.tensor(
@@ -147,7 +147,8 @@ class JointDecoder:
         count = len(seeds)
         if any(len(texts) != count for texts in prompts_per_model):
             raise ValueError("every model needs exactly one prompt per seed")
-        lengths = [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in prompts_per_model[0]]
+        special = adds_special_tokens(self.tokenizer)
+        lengths = [len(self.tokenizer(t, add_special_tokens=special)["input_ids"]) for t in prompts_per_model[0]]
         order = sorted(range(count), key=lambda i: -lengths[i])
         results = [""] * count
         for start in range(0, count, self.batch_size):
