@@ -131,3 +131,35 @@ def test_list_methods_info_and_plugins():
     one_line_error(cli.invoke(app, ["info", "majority_vot"]), "did you mean 'majority_vote'")
     plugins = cli.invoke(app, ["plugins"])
     assert "moco-core" in plugins.output and "moco_register_methods" in plugins.output
+
+
+def test_unavailable_device_is_a_config_error(tmp_path, tiny_pool_paths, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    models = [{"name": "a", "path": str(tiny_pool_paths[0])}]
+    config = config_file(tmp_path, models=models, hardware={"device": "cuda:1"})
+    one_line_error(cli.invoke(app, ["validate", str(config)]), "hardware.device: cuda:1 requested")
+
+
+def test_method_whose_code_cannot_be_imported(tmp_path, tiny_pool_paths):
+    from moco_core.hookspecs import hookimpl
+    from moco_core.registry import MethodSpec
+
+    class BrokenImplementation:
+        @hookimpl
+        def moco_register_methods(self, register):
+            register(MethodSpec(key="broken_method", level="text", implementation="no_such_module:X", summary="x"))
+
+    models = [{"name": "a", "path": str(tiny_pool_paths[0])}]
+    with registered_plugin(BrokenImplementation(), "broken-impl"):
+        result = cli.invoke(app, ["validate", str(config_file(tmp_path, method="broken_method", models=models))])
+    one_line_error(result, "method: broken_method", "cannot be imported", "no_such_module")
+
+
+def test_non_utf8_user_file(tmp_path, tiny_pool_paths):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"question,answer\n\xff\xfe caf\xe9,1\n")
+    models = [{"name": "a", "path": str(tiny_pool_paths[0])}]
+    config = config_file(tmp_path, models=models, dataset={"path": str(bad), "task_type": "exact_match"})
+    one_line_error(cli.invoke(app, ["validate", str(config)]), "bad.csv: not UTF-8 text")

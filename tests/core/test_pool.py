@@ -157,3 +157,14 @@ def test_plain_prompts_get_the_tokenizers_special_tokens():
         chat_template = None
 
     assert adds_special_tokens(Plain()) and not adds_special_tokens(Templated())
+
+
+def test_identity_tracks_the_chat_template_file(tiny_pool_paths, tmp_path):
+    import shutil
+
+    copy = tmp_path / "templated"
+    shutil.copytree(tiny_pool_paths[0], copy)
+    (copy / "chat_template.jinja").write_text("{{ messages }}")
+    before = model_identity(str(copy), "float32")
+    (copy / "chat_template.jinja").write_text("{{ messages }} changed")
+    assert model_identity(str(copy), "float32") != before

@@ -188,3 +188,35 @@ def test_reward_scores_also_get_a_min_max_normalised_mean():
     summary = runner.summarize_scores(lines, grouped=False, normalize=True)
     assert summary["mean"] == 1.0
     assert summary["normalized_mean"] == pytest.approx((0 + 1 / 3 + 2 / 3 + 1) / 4)
+
+
+def test_changed_data_makes_a_resume_refuse_stale_scores(scripted, tmp_path):
+    responders()
+    data = write_data(tmp_path)
+    config = write_config(tmp_path, data)
+    assert cli.invoke(app, ["run", str(config)]).exit_code == 0
+    changed = json.loads(data.read_text())
+    for item in changed["test"]:
+        item["answer"] = "B"
+    data.write_text(json.dumps(changed))
+    result = cli.invoke(app, ["run", str(config)])
+    assert result.exit_code == 2
+    assert "the dataset or scorer changed since this run started" in result.output
+
+
+def test_methods_that_select_on_dev_refuse_an_empty_dev_split(scripted, tmp_path):
+    responders()
+    config = write_config(tmp_path, write_data(tmp_path, n_dev=0), method="single_model")
+    result = cli.invoke(app, ["run", str(config)])
+    assert result.exit_code == 2
+    assert "has no dev split" in result.output
+
+
+def test_grouped_datasets_summarise_model_scores_by_group():
+    lines = [
+        {"id": "a", "group": "g1", "score": 1.0, "model_scores": {"m": 1.0}},
+        {"id": "b", "group": "g1", "score": 1.0, "model_scores": {"m": 0.0}},
+        {"id": "c", "group": "g2", "score": 1.0, "model_scores": {"m": 1.0}},
+    ]
+    assert runner._model_test_scores(lines, grouped=True) == {"m": 0.5}
+    assert runner._model_test_scores(lines, grouped=False) == {"m": pytest.approx(2 / 3)}

@@ -149,6 +149,13 @@ def load_benchmark_file(path: str | Path, task_type: str | None = None) -> Datas
 
 
 def _jsonl_items(path: Path) -> Iterator[Any]:
+    try:
+        yield from _jsonl_lines(path)
+    except UnicodeDecodeError as exc:
+        raise MocoError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _jsonl_lines(path: Path) -> Iterator[Any]:
     with path.open(encoding="utf-8") as handle:
         index = 0
         for number, line in enumerate(handle, start=1):
@@ -162,6 +169,13 @@ def _jsonl_items(path: Path) -> Iterator[Any]:
 
 
 def _csv_items(path: Path) -> Iterator[dict[str, Any]]:
+    try:
+        yield from _csv_rows(path)
+    except UnicodeDecodeError as exc:
+        raise MocoError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         index = 0

@@ -64,6 +64,11 @@ class MethodContext:
     def dev_scores(self) -> dict[str, float]:
         """Mean dev score of every pool model (each answers every dev item once)."""
         if self._dev_scores is None:
+            if not self.dataset.dev:
+                raise MocoError(
+                    f"dataset: {self.dataset.name} has no dev split, and this method selects or tunes on dev; "
+                    "give the data a dev split"
+                )
             scores = {}
             for name in self.pool.names:
                 outputs = self.dev_outputs(name)

@@ -20,7 +20,19 @@ from moco_core.errors import MocoError
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 IDENTITY_FILE = "moco_identity.json"
 SMOLLM2_ALIAS = "smollm2-135m-instruct"
-IDENTITY_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth", ".json", ".model", ".txt")
+IDENTITY_SUFFIXES = (
+    ".safetensors",
+    ".bin",
+    ".gguf",
+    ".pt",
+    ".pth",
+    ".json",
+    ".model",
+    ".txt",
+    ".jinja",
+    ".py",
+    ".tiktoken",
+)
 
 
 def smollm2_folder() -> Path:

@@ -152,6 +152,9 @@ class ModelPool:
             path = self.resolved_path(name)
             if self._local_paths(member.config.backend):
                 identity = model_identity(path, self.dtype())
+                if identity.get("revision") == "unresolved":
+                    self.load(name)  # downloads the hub model, which pins its revision
+                    identity = model_identity(path, self.dtype())
             else:
                 identity = {"path": path}
             member.identity = {"backend": member.config.backend, **identity}
@@ -199,10 +202,12 @@ class ModelPool:
         log.info("loading %s (%s) on %s", name, path, device_map or device)
         try:
             handle = backend.load(path, device, self.dtype(), device_map)
-        except OSError as exc:
-            raise MocoError(f"models.{name}.path: cannot load {member.config.path}: {exc}") from None
-        loaded = LoadedModel(path, member.config.backend, backend, handle, self.identity(name), self.batch_size)
+        except (OSError, ValueError, KeyError) as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise MocoError(f"models.{name}.path: cannot load {member.config.path}: {detail}") from None
+        loaded = LoadedModel(path, member.config.backend, backend, handle, {}, self.batch_size)
         self._resident[key] = loaded
+        loaded.identity = self.identity(name)
         return loaded
 
     def _evict(self, key: tuple[str, str]) -> None:

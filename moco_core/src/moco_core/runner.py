@@ -16,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from moco_core.cache import GenerationCache
+from moco_core.cache import GenerationCache, cache_key
 from moco_core.config import RunConfig, dump_config, parse_config, read_config_file
 from moco_core.errors import MocoError
 from moco_core.method import MethodContext
@@ -28,6 +28,7 @@ from moco_core.validation import RunPlan, plan_run
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
 CONFIG = "config.yaml"
+FINGERPRINT = "fingerprint.json"
 MIN_CHUNK = 32
 
 
@@ -49,13 +50,32 @@ def read_predictions(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in complete.decode("utf-8").splitlines() if line.strip()]
 
 
-def _check_same_run(output_dir: Path, config: RunConfig) -> None:
+def data_fingerprint(plan: RunPlan) -> dict[str, str]:
+    """What the finished predictions' scores depend on besides the config: the data and scorer."""
+    items = [
+        (e.index, e.id, e.question, repr(e.answer), e.choices, e.prompt) for e in plan.dataset.dev + plan.dataset.test
+    ]
+    scorer = plan.scorer.distribution
+    try:
+        scorer_version = version(scorer) if scorer else ""
+    except PackageNotFoundError:
+        scorer_version = ""
+    return {"data": cache_key(items=items), "scorer": f"{scorer} {scorer_version}".strip()}
+
+
+def _check_same_run(output_dir: Path, config: RunConfig, fingerprint: dict[str, str]) -> None:
+    """A resumed run must be the same run: same config, same data, same scorer version."""
     previous_file = output_dir / CONFIG
-    if not previous_file.is_file():
-        return
-    previous = parse_config(read_config_file(previous_file), str(previous_file))
-    if previous.model_dump(exclude={"output_dir"}) != config.model_dump(exclude={"output_dir"}):
-        raise MocoError(f"{output_dir}: holds a run of a different config; choose another output_dir or delete it")
+    if previous_file.is_file():
+        previous = parse_config(read_config_file(previous_file), str(previous_file))
+        if previous.model_dump(exclude={"output_dir"}) != config.model_dump(exclude={"output_dir"}):
+            raise MocoError(f"{output_dir}: holds a run of a different config; choose another output_dir or delete it")
+    fingerprint_file = output_dir / FINGERPRINT
+    if fingerprint_file.is_file() and json.loads(fingerprint_file.read_text()) != fingerprint:
+        raise MocoError(
+            f"{output_dir}: the dataset or scorer changed since this run started, so its finished scores are stale; "
+            "choose another output_dir or delete it"
+        )
 
 
 def _versions() -> dict[str, str]:
@@ -123,12 +143,13 @@ def summarize_scores(lines: list[dict[str, Any]], grouped: bool, normalize: bool
     return summary
 
 
-def _model_test_scores(lines: list[dict[str, Any]]) -> dict[str, float]:
-    totals: dict[str, list[float]] = {}
+def _model_test_scores(lines: list[dict[str, Any]], grouped: bool) -> dict[str, float]:
+    """Each model's test score, summarised like the method's (by group where the dataset groups)."""
+    per_model: dict[str, list[dict[str, Any]]] = {}
     for line in lines:
         for name, score in (line.get("model_scores") or {}).items():
-            totals.setdefault(name, []).append(float(score))
-    return {name: sum(values) / len(values) for name, values in totals.items()}
+            per_model.setdefault(name, []).append({"id": line["id"], "group": line.get("group"), "score": score})
+    return {name: summarize_scores(rows, grouped)["mean"] for name, rows in per_model.items()}
 
 
 def build_metrics(
@@ -150,7 +171,7 @@ def build_metrics(
         "seed": plan.config.generation.seed,
         "versions": _versions(),
     }
-    model_scores = _model_test_scores(lines)
+    model_scores = _model_test_scores(lines, plan.dataset.group_by is not None)
     if model_scores:
         metrics["model_test_scores"] = model_scores
     metrics.update(ctx.metrics)
@@ -171,9 +192,11 @@ def run(config: RunConfig, use_cache: bool = True) -> RunResult:
     registry = get_registry()
     plan = plan_run(config, registry)
     output_dir = config.resolved_output_dir()
-    _check_same_run(output_dir, config)
+    fingerprint = data_fingerprint(plan)
+    _check_same_run(output_dir, config, fingerprint)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / CONFIG).write_text(dump_config(config), encoding="utf-8")
+    (output_dir / FINGERPRINT).write_text(json.dumps(fingerprint), encoding="utf-8")
     predictions_file = output_dir / PREDICTIONS
     done = {(line["index"], str(line["id"])) for line in read_predictions(predictions_file)}
     remaining = [e for e in plan.dataset.test if (e.index, e.id) not in done]

@@ -14,7 +14,7 @@ from moco_core.config import DatasetConfig, RunConfig, format_validation_error
 from moco_core.data import limit_dataset, load_registered, load_user_data
 from moco_core.errors import MocoError
 from moco_core.models import architecture_of, check_model_path, tokenizer_fingerprint
-from moco_core.registry import MethodSpec, Registry, ScorerSpec
+from moco_core.registry import BackendSpec, MethodSpec, Registry, ScorerSpec
 from moco_core.types import Dataset
 
 
@@ -111,10 +111,43 @@ def load_dataset(source: DatasetConfig, registry: Registry) -> tuple[Dataset, Sc
     return dataset, scorer
 
 
+def check_device(device: str) -> None:
+    """Refuse a device this machine does not have, before anything loads."""
+    if device in ("auto", "cpu"):
+        return
+    import torch
+
+    if device == "mps":
+        if not torch.backends.mps.is_available():
+            raise MocoError("hardware.device: mps is not available on this machine")
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise MocoError(f"hardware.device: {device} requested but no CUDA device is available (use cpu or auto)")
+    index = int(device.partition(":")[2] or 0)
+    if index >= count:
+        raise MocoError(f"hardware.device: {device} requested but this machine has {count} CUDA device(s)")
+
+
+def import_implementation(label: str, spec: MethodSpec | BackendSpec) -> None:
+    """Import a plugin's implementation now, so a broken one is a one-line error, not a traceback."""
+    try:
+        spec.load()
+    except (ImportError, AttributeError) as exc:
+        raise MocoError(
+            f"{label}: {spec.key} from {spec.distribution or 'a plugin'} cannot be imported "
+            f"({spec.implementation}): {type(exc).__name__}: {exc}"
+        ) from None
+
+
 def plan_run(config: RunConfig, registry: Registry) -> RunPlan:
     """Check everything about a run that can be checked without loading a model."""
     spec = resolve_method(registry, config.method)
     params = validate_params(spec, config.params)
+    check_device(config.hardware.device)
     check_pool(config, spec, registry)
+    import_implementation("method", spec)
+    for i, backend in enumerate(dict.fromkeys(m.backend for m in config.models)):
+        import_implementation(f"models[{i}].backend", registry.backends[backend])
     dataset, scorer = load_dataset(config.dataset, registry)
     return RunPlan(config, spec, params, dataset, scorer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from moco_core.errors import MocoError
-from moco_core.method import Method
+from moco_core.method import Method, MethodContext
 from moco_core.types import Example, Prediction
 
 MODEL_NUMBER = re.compile(r"\bmodel\s*#?\s*(\d+)", re.IGNORECASE)
@@ -43,14 +43,16 @@ def parse_choice(reply: str, names: list[str]) -> int | None:
 class PromptRouting(Method):
     """Unparseable router replies fall back to the dev-best model, and say so in the extras."""
 
+    def __init__(self, ctx: MethodContext) -> None:
+        super().__init__(ctx)
+        names = ctx.pool.names
+        if self.params.router is not None and self.params.router not in names:
+            raise MocoError(f"params.router: {self.params.router!r} is not a pool model (pool: {', '.join(names)})")
+
     def prepare(self) -> None:
-        names = self.ctx.pool.names
         self.fallback = self.ctx.dev_best()
-        router = self.params.router or self.fallback
-        if router not in names:
-            raise MocoError(f"params.router: {router!r} is not a pool model (pool: {', '.join(names)})")
-        self.router = router
-        self.ctx.metrics["router"] = router
+        self.router = self.params.router or self.fallback
+        self.ctx.metrics["router"] = self.router
 
     def predict(self, examples: list[Example]) -> list[Prediction]:
         names = self.ctx.pool.names
