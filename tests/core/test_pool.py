@@ -168,3 +168,12 @@ def test_identity_tracks_the_chat_template_file(tiny_pool_paths, tmp_path):
     before = model_identity(str(copy), "float32")
     (copy / "chat_template.jinja").write_text("{{ messages }} changed")
     assert model_identity(str(copy), "float32") != before
+
+
+def test_sampled_logprobs_are_those_of_the_sampled_tokens(tiny_pool_paths, tmp_path):
+    pool = make_pool(tiny_pool_paths[:1], tmp_path, cache=False)
+    generations = pool.generate("m0", [f"sample {i}" for i in range(4)], SAMPLED, logprobs=True)
+    chosen = [lp for g in generations for lp in g.token_logprobs]
+    top = [lp for g in generations for lp in g.top_logprobs]
+    assert all(c <= t + 1e-6 for c, t in zip(chosen, top, strict=True))
+    assert any(c < t - 1e-3 for c, t in zip(chosen, top, strict=True))  # temperature 1 picks non-top tokens

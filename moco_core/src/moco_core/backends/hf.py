@@ -14,7 +14,6 @@ import hashlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,8 +27,6 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from moco_core.types import Generation, GenerationRequest, GenerationSettings
-
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 
 
 @dataclass
@@ -51,15 +48,23 @@ def row_seed(seed: int, request: GenerationRequest) -> int:
 
 
 class RowSeededSampler(LogitsProcessor):
-    """Temperature + top-p sampling with one generator per row; greedy at temperature 0."""
+    """Temperature + top-p sampling with one generator per row; greedy at temperature 0.
 
-    def __init__(self, seeds: list[int], temperature: float, top_p: float) -> None:
+    With ``record_logprobs`` it keeps, per step, log p(chosen token) and log p(top token) under
+    the raw distribution: two numbers per row instead of a full-vocabulary tensor per step.
+    """
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float, record_logprobs: bool = False) -> None:
         self.temperature = temperature
         self.top_p = top_p
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.record_logprobs = record_logprobs
+        self.chosen_logprobs: list[torch.Tensor] = []
+        self.top_logprobs: list[torch.Tensor] = []
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.temperature == 0:
+            self._record(scores, scores.argmax(dim=-1, keepdim=True))
             return scores
         probs = torch.softmax(scores.float() / self.temperature, dim=-1)
         sorted_probs, sorted_ids = torch.sort(probs, dim=-1, descending=True)
@@ -70,12 +75,15 @@ class RowSeededSampler(LogitsProcessor):
         threshold = draws * cumulative[:, -1]
         positions = torch.searchsorted(cumulative, threshold.unsqueeze(-1)).clamp(max=scores.shape[-1] - 1)
         chosen = sorted_ids.gather(-1, positions)
+        self._record(scores, chosen)
         choice = torch.full_like(scores, float("-inf"))
         return choice.scatter(-1, chosen, 0.0)
 
-
-def weight_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    def _record(self, scores: torch.Tensor, chosen: torch.Tensor) -> None:
+        if self.record_logprobs:
+            log_probs = torch.log_softmax(scores.float(), dim=-1)
+            self.chosen_logprobs.append(log_probs.gather(-1, chosen).squeeze(-1))
+            self.top_logprobs.append(log_probs.max(dim=-1).values)
 
 
 def render_prompt(tokenizer: Any, prompt: str, system_prompt: str | None) -> str:
@@ -176,7 +184,8 @@ class HFBackend:
         special = adds_special_tokens(tokenizer)
         encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=special).to(handle.device)
         want_logprobs = any(r.logprobs for r in requests)
-        sampler = RowSeededSampler([row_seed(settings.seed, r) for r in requests], settings.temperature, settings.top_p)
+        seeds = [row_seed(settings.seed, r) for r in requests]
+        sampler = RowSeededSampler(seeds, settings.temperature, settings.top_p, record_logprobs=want_logprobs)
         stop_ids = eos_ids(handle)
         with neutral_generation_config(handle.model):
             output = handle.model.generate(
@@ -187,20 +196,18 @@ class HFBackend:
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=sorted(stop_ids) or None,
                 return_dict_in_generate=True,
-                output_logits=want_logprobs,
             )
         new_tokens = output.sequences[:, encoded["input_ids"].shape[1] :]
-        step_logprobs = torch.log_softmax(torch.stack(output.logits, dim=1).float(), dim=-1) if want_logprobs else None
+        chosen_logprobs = torch.stack(sampler.chosen_logprobs, dim=1) if want_logprobs else None
+        top_logprobs = torch.stack(sampler.top_logprobs, dim=1) if want_logprobs else None
         generations = []
         for row, request in enumerate(requests):
             tokens = new_tokens[row].tolist()
             end = next((i for i, t in enumerate(tokens) if t in stop_ids), len(tokens))
             text = tokenizer.decode(tokens[:end], skip_special_tokens=True)
             generation = Generation(text=text.strip())
-            if request.logprobs and step_logprobs is not None:
-                steps = step_logprobs[row, :end]
-                chosen = torch.tensor(tokens[:end], device=steps.device).unsqueeze(-1)
-                generation.token_logprobs = steps.gather(-1, chosen).squeeze(-1).tolist()
-                generation.top_logprobs = steps.max(dim=-1).values.tolist()
+            if request.logprobs and chosen_logprobs is not None and top_logprobs is not None:
+                generation.token_logprobs = chosen_logprobs[row, :end].tolist()
+                generation.top_logprobs = top_logprobs[row, :end].tolist()
             generations.append(generation)
         return generations
