@@ -70,3 +70,9 @@ def test_missing_cells_leave_averages_empty(tmp_path):
 def test_not_a_run_dir(tmp_path):
     with pytest.raises(MocoError, match=r"no metrics\.json"):
         comparison_table([tmp_path])
+
+
+def test_two_runs_of_one_cell_are_refused(tmp_path):
+    runs = [write_run(tmp_path, "1", "a", "gsm8k", "math", 0.5), write_run(tmp_path, "2", "a", "gsm8k", "math", 0.7)]
+    with pytest.raises(MocoError, match="a second a run on gsm8k"):
+        comparison_table(runs)

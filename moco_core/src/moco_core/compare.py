@@ -63,9 +63,13 @@ def collect(run_dirs: list[str | Path]) -> tuple[list[Column], dict[str, dict[st
     columns: dict[str, Column] = {}
     rows: dict[str, dict[str, float]] = {}
     best_single: dict[str, float] = {}
+    seen: dict[tuple[str, str], str | Path] = {}
     for run_dir in run_dirs:
         metrics = read_metrics(run_dir)
         method, dataset = metrics["method"], metrics["dataset"]
+        if (method, dataset) in seen:
+            raise MocoError(f"{run_dir}: a second {method} run on {dataset} (first: {seen[method, dataset]}); give one")
+        seen[method, dataset] = run_dir
         columns.setdefault(dataset, Column(dataset, metrics.get("domain") or "other", bool(metrics.get("normalize"))))
         rows.setdefault(method, {})[dataset] = metrics["score"]["mean"]
         single = metrics["score"]["mean"] if method == "single_model" else None
