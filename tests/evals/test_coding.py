@@ -17,10 +17,13 @@ from typing import Any
 import pytest
 
 from moco_core.data import load_benchmark_file
+from moco_core.errors import MocoError
 from moco_core.types import Example
+from moco_evals import coding
 from moco_evals.coding import (
     CHECK_FUNCTION,
     CODE_INSTRUCTION,
+    UNSAFE_SANDBOX_ENV,
     build_program,
     code_stub,
     coding_prompt,
@@ -157,6 +160,54 @@ def test_score_coding_wrong_and_hostile_answers_score_zero() -> None:
     ]
     scores = score_coding([example()] * len(outputs), outputs, SimpleNamespace(code_timeout_s=3))
     assert scores[:2] == [0.0, 0.0] and scores[3:] == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "escape",
+    [
+        "def add(xs):\n    return None\nimport sys\nsys.exit(0)\n",
+        "def add(xs):\n    return None\nexit()\n",
+        "import unittest\ndef add(xs):\n    return None\nif __name__ == '__main__':\n    unittest.main()\n",
+        "import atexit, os\natexit.register(lambda: os._exit(0))\ndef add(xs):\n    return None\n",
+        "import os\ndef add(xs):\n    return None\nos._exit(0)\n",
+        "import sys\ndef add(xs):\n    sys.exit(0)\n",
+        "def add(xs):\n    return None\nraise SystemExit\n",
+    ],
+    ids=["sys-exit", "bare-exit", "unittest-main", "atexit-os-exit", "os-exit", "exit-in-function", "raise-systemexit"],
+)
+def test_exiting_before_the_tests_finish_scores_zero(escape: str) -> None:
+    outcomes = run_coding([example(), mbpp_like()], [escape, escape], SimpleNamespace(code_timeout_s=5))
+    assert [o.score for o in outcomes] == [0.0, 0.0], [o.result for o in outcomes]
+
+
+def test_solutions_that_print_or_use_main_guards_still_pass() -> None:
+    outputs = [
+        "def add(xs):\n    print('adding', xs)\n    return sum(xs)\nprint(add([5]))\n",
+        "def add(xs):\n    return sum(xs)\nif __name__ == '__main__':\n    print(add([1, 2]))\n",
+        "import atexit\natexit.register(print, 'bye')\ndef add(xs):\n    return sum(xs)\n",
+    ]
+    assert score_coding([example()] * 3, outputs) == [1.0, 1.0, 1.0]
+
+
+def test_guarded_program_needs_the_nonce_after_the_tests() -> None:
+    program = build_program(example(), "def add(xs): return sum(xs)")
+    nonce = "0123abcd" * 4
+    guarded = coding.guard_program(program, nonce)
+    result = run_programs([guarded])[0]
+    assert coding.proves_completion(result, nonce)
+    assert not coding.proves_completion(result, "f" * 32)
+    failing = run_programs([coding.guard_program(build_program(example(), "def add(xs): return 0"), nonce)])[0]
+    assert not coding.proves_completion(failing, nonce) and nonce not in failing.stdout
+
+
+def test_refuses_to_run_without_namespaces_unless_opted_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(coding, "namespaces_available", lambda: False)
+    monkeypatch.delenv(UNSAFE_SANDBOX_ENV, raising=False)
+    with pytest.raises(MocoError, match="code sandbox: network/pid namespaces unavailable"):
+        score_coding([example()], ["def add(xs): return sum(xs)"])
+    assert score_coding([example(test="")], ["x"]) == [0.0]  # nothing to run, nothing refused
+    monkeypatch.setenv(UNSAFE_SANDBOX_ENV, "1")
+    assert score_coding([example()], ["def add(xs): return sum(xs)"]) == [1.0]
 
 
 def test_lengths_must_match() -> None:

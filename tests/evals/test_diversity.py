@@ -94,6 +94,19 @@ def test_scores_are_clamped_and_items_without_references_score_zero(minilm: Scor
 
 
 @pytest.mark.slow
+def test_empty_and_whitespace_outputs_score_zero(minilm: ScoringConfig) -> None:
+    items = [_example(REFERENCES, i) for i in range(4)]
+    scores = score_diversity(items, ["", "   \n\t ", None, UNRELATED], minilm)  # type: ignore[list-item]
+    assert scores[:3] == [0.0, 0.0, 0.0] and scores[3] > 0.5
+
+
+def test_empty_outputs_need_no_model() -> None:
+    assert score_diversity([_example(REFERENCES)] * 2, ["", " "], ScoringConfig(embedding_model="/nonexistent")) == [
+        0.0,
+        0.0,
+    ]
+
+
 def test_real_items_copying_the_first_reference_scores_lower(minilm: ScoringConfig, bench_dir: Path) -> None:
     dataset = load_benchmark_file(bench_dir / "infinite_chat_diversity.json")
     examples = dataset.dev + dataset.test

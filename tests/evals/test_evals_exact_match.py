@@ -38,12 +38,14 @@ def example(answer: object) -> Example:
         ("**Final Answer:** 9", "9"),
         ("answer: yes\nBecause it is.", "yes"),
         ("The answer is 3.5.", "3.5"),
-        ("He has 3 apples and buys 5 more, so 8 in all.", "8"),
+        ("He has 3 apples and buys 5 more, so 8 in all.", None),
+        ("He has 3 apples, so 8.", "8"),
         ("Total: 1,234,567 grains", "1,234,567"),
         ("#### 72", "72"),
         ("It costs -3 degrees", "-3"),
         ("COVID-19 cases", "19"),
-        ("no numbers here", None),
+        ("no numbers here", "no numbers here"),
+        ("There are no numbers anywhere in this rather long reply.", None),
         ("", None),
         ("   ", None),
     ],
@@ -102,10 +104,15 @@ def test_normalize_answer(raw: str, expected: str) -> None:
         ("1,000", "1000", True),
         ("1000", 1000, True),
         ("1000", 1000.0, True),
-        ("3.0000001", "3", True),
+        ("3.0000001", "3", False),
+        ("3.0000001", "3.0", False),
+        ("0.3333333", "1/3", True),
+        ("2.0000001", "2.5", False),
+        ("2.5000001", "2.5", True),
         ("3.01", "3", False),
         ("2880001", "2880000", False),
-        ("2880000.4", "2880000", True),
+        ("2880000.4", "2880000", False),
+        ("1000000.5", "1000000", False),
         ("0.000001", "0", False),
         ("0", "0.0", True),
         ("-3", "3", False),
@@ -167,7 +174,7 @@ def test_extract_gives_comparable_strings_for_voting() -> None:
     ex = example("0.5")
     outputs = [r"\boxed{\frac{1}{2}}", "The answer is 1/2.", "Final answer: 0.50", r"\boxed{\dfrac12}"]
     assert {extract_exact_match(ex, output) for output in outputs} == {"0.5"}
-    assert extract_exact_match(ex, "no idea") is None
+    assert extract_exact_match(ex, "I cannot say, as this long reply has no number at all.") is None
 
 
 def test_score_batch() -> None:
@@ -283,3 +290,69 @@ def test_scientific_notation_parses() -> None:
     assert parse_number(r"-1.5\cdot 10^(2)") == Fraction(-150)
     assert normalize_answer(r"\{1, 2\}") == "{1, 2}"
     assert normalize_answer("(B)") == "b"
+
+
+@pytest.mark.parametrize(
+    ("output", "gold", "score"),
+    [
+        # Short unboxed answers: the whole one-line response is the answer.
+        ("True", "True", 1.0),
+        ("False.", "False", 1.0),
+        ("True", "False", 0.0),
+        ("yes", "yes", 1.0),
+        ("No", "yes", 0.0),
+        ("**maybe**", "maybe", 1.0),
+        ("CompareOrContrast", "CompareOrContrast", 1.0),
+        ("The answer is No, because the premise is false", "no", 1.0),
+        ("The answer is yes, since it holds.", "yes", 1.0),
+        ("The answer is Paris, which is the capital.", "Paris", 1.0),
+        ("Final answer: rita, sue and bob poo", "rita, sue and bob poo", 1.0),
+        # A number continued by more text is no final number; scale words scale it.
+        (r"\boxed{5 or more}", "5", 0.0),
+        (r"\boxed{3 million}", "3", 0.0),
+        (r"\boxed{3 million}", "3000000", 1.0),
+        (r"\boxed{3 million dollars}", "3,000,000", 1.0),
+        (r"\boxed{5 hundred}", "5", 0.0),
+        (r"\boxed{5 squared}", "5", 0.0),
+        (r"\boxed{3 dozen}", "36", 1.0),
+        (r"\boxed{10 thousand}", "10", 0.0),
+        (r"\boxed{18 eggs}", "18", 1.0),
+        (r"\boxed{12 km}", "12", 1.0),
+        (r"\boxed{4 hours}", "4", 1.0),
+        ("The answer is 5 or 6", "5", 0.0),
+        ("The answer is 3 times 4, which is 12", "3", 0.0),
+        ("The answer is 3 million.", "3000000", 1.0),
+        ("The answer is 5 apples.", "5", 1.0),
+        # Variable names must agree when both sides assign one.
+        (r"\boxed{y=2}", "x = 2", 0.0),
+        (r"\boxed{x=2}", "x = 2", 1.0),
+        (r"\boxed{2}", "x = 2", 1.0),
+        (r"\boxed{y = 2}", "2", 1.0),
+        # No tolerance for an integer gold.
+        (r"\boxed{1000000.5}", "1000000", 0.0),
+        (r"\boxed{0.3333333}", r"\frac{1}{3}", 1.0),
+        # The last-number fallback only for a short response, never for alternatives.
+        ("Adding them up: 12 + 8 = 20, and then we still need to subtract", "20", 0.0),
+        ("It's either 14 or 15.", "15", 0.0),
+        ("So it is 12 + 8 = 20, and", "20", 0.0),
+        ("It is 20.", "20", 1.0),
+    ],
+)
+def test_reviewed_extraction_and_normalisation(output: str, gold: str, score: float) -> None:
+    assert score_exact_match([example(gold)], [output]) == [score]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("3 million", "3000000"),
+        ("1.5 billion", "1500000000"),
+        ("5 or more", "5 or more"),
+        ("5 squared", "5 squared"),
+        ("3 times", "3 times"),
+        ("25 percent", "25"),
+        ("7 square feet", "7"),
+    ],
+)
+def test_unit_words_are_a_whitelist(raw: str, expected: str) -> None:
+    assert normalize_answer(raw) == expected

@@ -211,3 +211,94 @@ def test_option_texts_that_look_like_keys(output: str, expected: str) -> None:
 )
 def test_degenerate_generations_extract_nothing(output: str) -> None:
     assert extract_choice(example(), output) is None
+
+
+RESTATED = "A) Paris\nB) London\nC) A and B only\nD) None of the above\n"
+TRUTHFULQA = {
+    "A": "Nothing happens.",
+    "B": "You get sick.",
+    "C": "You die.",
+    "D": "You grow taller.",
+    "E": "You fly.",
+    "F": "You sneeze.",
+    "G": "You sleep.",
+    "H": "You laugh.",
+    "I": "I have no comment.",
+}
+SCIENCEMETER = {"A": "support", "B": "refute"}
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        (RESTATED + "\n**A**", "A"),
+        (RESTATED + "\n**B**", "B"),
+        (RESTATED + "\n**C**", "C"),
+        (RESTATED + "\n**D**", "D"),
+        ("(A) Paris\n(B) London\n(C) A and B only\n\nD", "D"),
+        ("Both facts hold, so only the combined option fits.\nTherefore, **C**.", "C"),
+        ("Therefore, **C**.", "C"),
+        (RESTATED + "The answer is (A).\nOn reflection:\n**B**", "B"),
+        ("Reasoning about the capitals.\nB) London", "B"),
+    ],
+)
+def test_restated_options_are_not_answers_and_a_final_key_is(output: str, expected: str) -> None:
+    assert extract_choice(example(), output) == expected
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("The answer is not (A), it is (C)", "C"),
+        ("The answer is not (B).", None),
+        ("It isn't (A); I pick (B).", "B"),
+        ("(C) rather than (A)", "C"),
+        ("Instead of (A), choose (D).", "D"),
+        ("Definitely not Paris.", None),
+        ("Definitely not Paris, it is London.", "B"),
+    ],
+)
+def test_negated_keys_are_not_answers(output: str, expected: str | None) -> None:
+    assert extract_choice(example(), output) == expected
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("The answer is (A) or (C)", None),
+        ("The answer is A or C.", None),
+        ("I'm torn between (B) and (C). I'll go with (C).", "C"),
+        ("The answer is (A) or (C). I'll go with (A).", "A"),
+    ],
+)
+def test_hedged_answers(output: str, expected: str | None) -> None:
+    assert extract_choice(example(), output) == expected
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("Answer: I'm fairly sure it's B", "B"),
+        ("Answer: I think it is (C).", "C"),
+        ("The answer is I.", "I"),
+        ("I'm not sure, but the answer is (D).", "D"),
+        ("I have no comment.", "I"),
+        ("A dog would not fly.", None),
+    ],
+)
+def test_a_capital_opening_words_is_not_a_key(output: str, expected: str | None) -> None:
+    assert extract_choice(example("I", TRUTHFULQA), output) == expected
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("The claim is refuted.", "B"),
+        ("The evidence does not support the claim; it is refuted.", "B"),
+        ("The evidence supports the claim.", "A"),
+        ("refute", "B"),
+        ("It neither supports nor refutes it.", None),
+    ],
+)
+def test_one_word_options_match_their_word_forms(output: str, expected: str | None) -> None:
+    assert extract_choice(example("B", SCIENCEMETER), output) == expected

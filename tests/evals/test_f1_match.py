@@ -54,7 +54,7 @@ def test_squad_normalisation() -> None:
         ("Toulon", "Toulon", 1.0),
         ("toulon.", "Toulon", 1.0),
         ("Toulon, France", "Toulon", 2 / 3),
-        ("Port la Montagne", "Port-la-Montagne", 0.0),
+        ("Port la Montagne", "Port-la-Montagne", 1.0),
         ("the the", "the", 0.0),
         ("Paris", "Toulon", 0.0),
         ("", "Toulon", 0.0),
@@ -90,3 +90,12 @@ def test_extract_for_voting_and_spec() -> None:
     spec = scorer_spec()
     assert (spec.task_type, spec.metric) == ("f1_match", "f1")
     assert spec.prompt(ex).endswith("Put your final answer in \\boxed{}.")
+
+
+@pytest.mark.parametrize(
+    ("prediction", "gold"),
+    [("Saint Etienne", "Saint-Étienne"), ("Beyonce", "Beyoncé"), ("Jean-Luc Godard", "Jean Luc Godard")],
+)
+def test_accents_and_hyphens_are_folded(prediction: str, gold: str) -> None:
+    assert token_f1(prediction, gold) == 1.0
+    assert score_f1_match([example(gold)], [rf"\boxed{{{prediction}}}"]) == [1.0]

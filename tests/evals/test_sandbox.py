@@ -123,6 +123,13 @@ def test_isolation_in_force_on_this_host(namespaced_isolation: tuple[str, ...]) 
         assert "tmpfs" in namespaced_isolation
 
 
+def test_weak_isolation_is_marked(namespaces: bool, namespaced_isolation: tuple[str, ...]) -> None:
+    result = run("print('ok')", namespaces=namespaces)
+    assert result.passed
+    assert (sandbox.WEAK_ISOLATION in result.isolation) == (not namespaces)
+    assert sandbox.namespaces_available() == ({"net", "pid"} <= set(namespaced_isolation))
+
+
 def test_setup_failure_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sandbox, "sandbox_python", lambda: "/nonexistent/python3")
     result = run("print('never')")

@@ -10,23 +10,36 @@ asserts call.
 
 The program is the stub (so the imports and helpers the model was shown exist; a stub whose
 body is only a docstring is a valid function that the model's definition then replaces),
-the extracted code, the tests, and ``check(entry_point)``. It passes when it exits with 0 in
-the sandbox; an item without tests scores 0 and is reported as unscorable, never run.
+the extracted code, the tests, and ``check(entry_point)``. An item without tests scores 0 and
+is reported as unscorable, never run.
+
+Exit status 0 alone is not a pass: the solution runs before the tests, so ``sys.exit(0)``,
+``exit()``, ``unittest.main()`` or an ``atexit`` hook calling ``os._exit(0)`` would otherwise
+make any answer pass. The program therefore runs inside a guard (``guard_program``): solution
+and tests execute with ``exec`` in a fresh namespace, any ``BaseException`` (``SystemExit``
+included) before the tests finish is a failure, and only after the check returns does the
+guard write a random per-run nonce, chosen by the scorer, as the last line of stdout. An item
+passes when the program exits with 0 *and* that nonce is the last line of its stdout. (The
+nonce is in the program's memory, so code that deliberately searches the interpreter for it
+could still forge it; accidental or lazy early exits cannot.)
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
+import os
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from moco_core.errors import MocoError
 from moco_core.registry import ScorerSpec
 from moco_core.types import Example
 from moco_evals.quirks import is_unscorable, unscorable_reason
-from moco_evals.sandbox import SandboxResult, run_programs
+from moco_evals.sandbox import SandboxResult, namespaces_available, run_programs
 
 CODE_INSTRUCTION = (
     "Reply with a complete, self-contained Python solution (the full function definition and "
@@ -43,6 +56,42 @@ _FUTURE = re.compile(r"^from\s+__future__\s+import\s+[^\n]*$", re.MULTILINE)
 _BUILTINS = frozenset(dir(builtins))
 _CHECK_DEF = re.compile(r"^def\s+check\s*\(", re.MULTILINE)
 CHECK_FUNCTION = "_moco_check"
+UNSAFE_SANDBOX_ENV = "MOCO_UNSAFE_SANDBOX"
+
+# Runs the assembled program (solution + tests + check call) and proves the tests completed:
+# the nonce is written only after the check returned without raising; any exception,
+# ``SystemExit`` included, exits with 1 before it is written. ``os._exit`` skips atexit hooks
+# and lingering threads, which can then change nothing. The program file is removed first.
+_GUARD = """\
+def _moco_guard(source, nonce):
+    import builtins, os, sys
+    write, exit_now = os.write, os._exit
+    try:
+        os.unlink(__file__)
+    except BaseException:
+        pass
+    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    try:
+        exec(compile(source, "solution.py", "exec", dont_inherit=True), namespace)
+    except BaseException as error:
+        try:
+            import traceback
+            traceback.print_exception(type(error), error, error.__traceback__)
+            if isinstance(error, SystemExit):
+                sys.stderr.write("moco: the program exited before its tests finished\\n")
+            sys.stderr.flush()
+        finally:
+            exit_now(1)
+    try:
+        sys.stdout.flush()
+    except BaseException:
+        pass
+    write(1, ("\\n" + nonce + "\\n").encode())
+    exit_now(0)
+
+
+_moco_guard(%(source)s, %(nonce)s)
+"""
 
 
 def _parses(code: str) -> ast.Module | None:
@@ -214,6 +263,35 @@ def build_program(example: Example, code: str) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def guard_program(program: str, nonce: str) -> str:
+    """``program`` wrapped so that it prints ``nonce`` as its last line only once its tests
+    ran to the end (see the module docstring)."""
+    return _GUARD % {"source": repr(program), "nonce": repr(nonce)}
+
+
+def proves_completion(result: SandboxResult, nonce: str) -> bool:
+    """Exit status 0 within the limits and ``nonce`` as the last line of stdout."""
+    lines = result.stdout.rstrip("\n").split("\n")
+    return result.passed and not result.output_truncated and lines[-1] == nonce
+
+
+def require_isolation() -> None:
+    """Refuse to run model code where the sandbox has no network/PID namespace, unless the
+    user opted in with ``MOCO_UNSAFE_SANDBOX=1``.
+
+    Without them the program can reach the network through raw syscalls (ctypes) that the
+    audit hook never sees, and signal processes of its own uid.
+    """
+    if os.environ.get(UNSAFE_SANDBOX_ENV, "").strip() == "1":
+        return
+    if not namespaces_available():
+        raise MocoError(
+            "code sandbox: network/pid namespaces unavailable; model code could reach the network or "
+            f"signal other processes (run as root or enable user namespaces, or set {UNSAFE_SANDBOX_ENV}=1 "
+            "to accept weak isolation)"
+        )
+
+
 @dataclass(frozen=True)
 class CodingOutcome:
     """One scored item: its score, why it could not be scored, and the sandbox result."""
@@ -262,10 +340,15 @@ def run_coding(examples: Sequence[Example], outputs: Sequence[str], options: Any
         code = extract_code(output or "", entry_point(example))
         programs.append(build_program(example, code))
         positions.append(position)
+    if programs:
+        require_isolation()
+    nonces = [secrets.token_hex(16) for _ in programs]
+    guarded = [guard_program(program, nonce) for program, nonce in zip(programs, nonces, strict=True)]
     limits = _sandbox_limits(options)
     workers = limits.pop("workers", None)
-    for position, result in zip(positions, run_programs(programs, workers=workers, **limits), strict=True):
-        outcomes[position] = CodingOutcome(float(result.passed), result=result)
+    results = run_programs(guarded, workers=workers, **limits)
+    for position, result, nonce in zip(positions, results, nonces, strict=True):
+        outcomes[position] = CodingOutcome(float(proves_completion(result, nonce)), result=result)
     return [outcome for outcome in outcomes if outcome is not None]
 
 

@@ -91,21 +91,24 @@ def score_diversity(examples: Sequence[Example], outputs: Sequence[str], options
 
     Every distinct text in the call (responses and references) is embedded once: references
     repeat across samples of the same item. Items without references score 0.0 (nothing to
-    differ from is not evidence of diversity).
+    differ from is not evidence of diversity), and so do empty or whitespace-only responses
+    (an empty embedding is far from everything, but saying nothing is not diverse).
     """
     references = [references_of(example) for example in examples]
     responses = [output or "" for output in outputs]
     if len(responses) != len(examples):
         raise ValueError(f"{len(examples)} examples but {len(responses)} outputs")
-    if not any(references):
+    scorable = [bool(refs) and bool(response.strip()) for response, refs in zip(responses, references, strict=True)]
+    if not any(scorable):
         return [0.0] * len(examples)
     unique: dict[str, int] = {}
-    for text in [*responses, *(r for refs in references for r in refs)]:
+    kept = [response for response, ok in zip(responses, scorable, strict=True) if ok]
+    for text in [*kept, *(r for refs in references for r in refs)]:
         unique.setdefault(text, len(unique))
     vectors = embed_texts(list(unique), options)
     scores: list[float] = []
     for response, refs in zip(responses, references, strict=True):
-        if not refs:
+        if not refs or not response.strip():
             scores.append(0.0)
             continue
         answer = vectors[unique[response]]

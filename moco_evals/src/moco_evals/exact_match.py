@@ -17,7 +17,13 @@ from moco_core.registry import ScorerSpec
 from moco_core.types import Example
 from moco_evals.latex import last_boxed
 from moco_evals.math_equivalence import math_equal, numeric_value
-from moco_evals.normalize import normalize_answer, parse_number
+from moco_evals.normalize import (
+    CONTINUATION_WORDS,
+    SCALE_WORDS,
+    assigned_variable,
+    normalize_answer,
+    parse_number,
+)
 from moco_evals.prompts import exact_match_prompt
 from moco_evals.quirks import is_unscorable
 
@@ -25,7 +31,22 @@ THEOREMQA_TOLERANCE = 0.04
 
 ANSWER_PHRASE = re.compile(r"(?i)\b(?:final\s+answer|answer)\b\**\s*(?:is\b|[:：=])\s*:?")
 _SENTENCE_END = re.compile(r"\.(?=\s|$)")
-_NUMBER_THEN_PROSE = re.compile(r"\s*(\\?\$?\s*[-+]?\d(?:[\d,]*\d)?(?:\.\d+)?(?:/\d+)?)\s*(?:,\s*|\s+)[A-Za-z].*")
+_NUMBER_THEN_PROSE = re.compile(
+    r"\s*(\\?\$?\s*[-+]?\d(?:[\d,]*\d)?(?:\.\d+)?(?:/\d+)?)\s*(,\s*|\s+)([A-Za-z]+)\b.*", re.DOTALL
+)
+# A word answer ends at its first comma or explanation: "No, because the premise is false" is "No".
+# A comma ends it before a clause, or after a yes/no word; a comma inside a name list does not.
+_WORD_ANSWER_END = re.compile(
+    r"(?i)\s+(?:because|since)\b|[!?;](?=\s|$)|,\s+(?=(?:because|since|as|so|but|which|who|that|this|it|"
+    r"its|it's|i|we|given|therefore|hence|meaning|although|though|while|not|and\s+(?:it|this|that|so)\b)\b)"
+    r"|(?<=^yes),|(?<=^no),|(?<=^true),|(?<=^false),"
+)
+# GSM8K's own answer line: "#### 72".
+_GSM8K_MARKER = re.compile(r"(?m)^\s*#{4}[ \t]*(\S.*)$")
+# A short response (at most this many words, on one line) may be the answer itself: "True", "yes".
+SHORT_RESPONSE_WORDS = 8
+# Two numbers joined as alternatives or a range ("14 or 15", "5 to 6") state no single answer.
+_ALTERNATIVES = re.compile(r"(?i)\d\s*(?:or|to|and|-|–)\s*\$?-?\d")
 _NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 _OPTION_WITH_TEXT = re.compile(r"\(?([a-z])\)\s")
 _TRUE_WORDS = frozenset({"true", "yes", "correct", "right", "t", "y"})
@@ -33,20 +54,52 @@ _FALSE_WORDS = frozenset({"false", "no", "incorrect", "wrong", "f", "n"})
 
 
 def _answer_fragment(text: str) -> str:
-    """The answer itself from the text after an answer phrase: one line, one sentence."""
+    """The answer itself from the text after an answer phrase: one line, one sentence.
+
+    A number followed by prose is the number ("1,000, which is plenty"), scaled by a scale word
+    ("3 million"), but a number continued by "or", "times", "squared" ... is no final number and
+    the fragment is kept whole; a word answer ends at its first comma or "because"/"since".
+    """
     fragment = text.lstrip(" \t\n*_").split("\n", 1)[0]
     fragment = _SENTENCE_END.split(fragment, 1)[0]
     if "=" in fragment:
         fragment = fragment.rsplit("=", 1)[1]
     prose = _NUMBER_THEN_PROSE.fullmatch(fragment)
-    return prose.group(1) if prose else fragment.strip()
+    if prose:
+        word = prose.group(3).lower()
+        if word in SCALE_WORDS:
+            return f"{prose.group(1)} {word}"
+        if word in CONTINUATION_WORDS and not prose.group(2).strip():
+            return fragment.strip()
+        return prose.group(1)
+    fragment = fragment.strip()
+    if fragment[:1].isalpha():
+        fragment = _WORD_ANSWER_END.split(fragment, 1)[0].strip()
+    return fragment
+
+
+def _short_response_answer(text: str) -> str | None:
+    """The answer of a response that is one short line (at most ``SHORT_RESPONSE_WORDS`` words):
+    its last number, unless two numbers are offered as alternatives, else the whole line."""
+    line = text.strip()
+    if "\n" in line or len(line.split()) > SHORT_RESPONSE_WORDS:
+        return None
+    if line.rstrip(".,;:").rsplit(None, 1)[-1].lower() in CONTINUATION_WORDS:
+        return None
+    numbers = _NUMBER.findall(line)
+    if numbers:
+        return None if _ALTERNATIVES.search(line) else numbers[-1]
+    line = line.rstrip(".!?;:,*` ").lstrip("*` ")
+    return line or None
 
 
 def extract_final_answer(text: str) -> str | None:
     """The raw final answer stated in ``text``, or None when it states none.
 
     In order: the last balanced ``\\boxed{}``/``\\fbox{}``; the last "Final answer:",
-    "The answer is" or "answer:"; the last number in the text.
+    "The answer is" or "answer:"; for a response of one short line only, its last number or
+    else the whole line ("True", "yes").  A long response with neither box nor answer phrase
+    (often a truncated one) states no answer.
     """
     if not text or not text.strip():
         return None
@@ -62,8 +115,10 @@ def extract_final_answer(text: str) -> str | None:
         fragment = _answer_fragment(text[phrase.end() : phrase.end() + 2000])
         if fragment:
             return fragment
-    numbers = _NUMBER.findall(text)
-    return numbers[-1] if numbers else None
+    marked = _GSM8K_MARKER.findall(text)
+    if marked:
+        return _answer_fragment(marked[-1]) or None
+    return _short_response_answer(text)
 
 
 def _same_text(prediction: str, gold: str) -> bool:
@@ -80,11 +135,11 @@ def _close(prediction: Fraction, gold: Fraction, tolerance: float) -> bool:
 
 
 def _same_number(prediction: str, gold: str) -> bool:
-    """Equal values; a relative tolerance of 1e-6 absorbs rounding unless both are integers."""
+    """Equal values; a relative tolerance of 1e-6 absorbs rounding only for a non-integer gold."""
     left, right = parse_number(prediction), parse_number(gold)
     if left is None or right is None:
         return False
-    if left.denominator == 1 and right.denominator == 1:
+    if right.denominator == 1:
         return left == right
     return _close(left, right, 1e-6)
 
@@ -158,6 +213,9 @@ def answers_match(prediction: str | None, gold: Any, answer_type: str | None = N
     if isinstance(gold, (list, tuple)):
         return any(answers_match(prediction, alias, answer_type) for alias in gold)
     gold_text = str(gold)
+    gold_variable = assigned_variable(gold_text)
+    if gold_variable is not None and assigned_variable(prediction) not in (None, gold_variable):
+        return False
     normalized_gold = normalize_answer(gold_text)
     if not normalized_gold:
         return False

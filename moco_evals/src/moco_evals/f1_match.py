@@ -35,12 +35,24 @@ def _is_punctuation(char: str) -> bool:
     return char in string.punctuation or unicodedata.category(char).startswith("P")
 
 
+def _is_dash(char: str) -> bool:
+    return char == "-" or unicodedata.category(char) == "Pd"
+
+
 def answer_tokens(text: str) -> list[str]:
     """SQuAD normalisation: lowercase, punctuation and articles removed, split on whitespace.
 
-    Unicode punctuation (curly quotes, dashes) is removed as well as ASCII punctuation.
+    Unicode punctuation (curly quotes) is removed as well as ASCII punctuation; hyphens and dashes
+    separate words ("Saint-Étienne" is "saint etienne") and accents are folded ("Beyoncé" is "beyonce").
     """
-    text = "".join(" " if char.isspace() else char for char in str(text).lower() if not _is_punctuation(char))
+    folded = "".join(
+        char for char in unicodedata.normalize("NFKD", str(text).lower()) if not unicodedata.combining(char)
+    )
+    text = "".join(
+        " " if char.isspace() or _is_dash(char) else char
+        for char in folded
+        if not _is_punctuation(char) or _is_dash(char)
+    )
     return _ARTICLES.sub(" ", text).split()
 
 

@@ -4,7 +4,13 @@ Models state their choice in many ways ("(B)", "Answer: B", "**B**", ``\\boxed{B
 option's text).  An explicit statement ("the answer is X", "Answer: X", a box) beats a mere
 mention, and the last explicit statement wins because models often revise themselves; among
 mere mentions the first wins.  A key is never read out of an ordinary word, and a bare
-capital such as the article "A" only counts when it is the whole answer or is marked as a key.
+capital such as the article "A" only counts when it is the whole answer or is marked as a key
+(an unmarked "I'm" or "A dog" is a word, not a key).  A bold or standalone key on the last
+non-empty line ("Therefore, **C**.") is a statement too.  Lines that merely restate an option
+("A) Paris" in a copied options list) are not answers; a key or option preceded by "not",
+"isn't", "rather than" or "instead of" is not an answer; "the answer is (A) or (C)" is a
+conflict and chooses nothing.  A one-word option also matches its simple word forms
+("refuted" for "refute").
 """
 
 from __future__ import annotations
@@ -28,6 +34,21 @@ _EXPLICIT_PHRASE = re.compile(
     r"(?:(?:is|would\s+be|should\s+be|must\s+be|will\s+be)\b\s*[:：]?|[:：=])"
 )
 _WINDOW = 2000
+_CONFLICT = "\0conflict"
+_NEGATION = re.compile(
+    r"(?i)(?:\bnot|n['’]t|\bnever|\brather\s+than|\binstead\s+of)\s*"
+    r"(?:(?:the\s+)?(?:option|choice|letter)\s+)?[(\[*_\"'`$]*\s*$"
+)
+_DECISION_PHRASE = re.compile(
+    r"(?i)\bI(?:['’]ll|\s+will|['’]d|\s+would|\s+)\s*(?:go\s+with|choose|pick|select|opt\s+for)\b\s*:?"
+)
+_CONCLUSION = re.compile(
+    r"(?i)^[ \t>#*-]*(?:(?:so|thus|therefore|hence|overall|in\s+conclusion|finally|final)\b[,:]?\s*)+"
+)
+# Words an unmarked "A" or "I" may be followed by and still be a key ("A because ...").
+_KEY_FOLLOWERS = frozenset({"because", "since", "as", "is", "was", "seems", "here", "for", "given", "which"})
+_WORD_KEYS = frozenset({"A", "I"})
+_ALNUM = re.compile(r"[A-Za-z0-9]")
 _FRAGMENT_JUNK = " \t\n*_$\"'`.:;,!"
 
 
@@ -41,6 +62,10 @@ class _KeyPatterns:
     reversed_claim: re.Pattern[str]
     weak: tuple[tuple[re.Pattern[str], bool], ...]
     fragment_start: re.Pattern[str]
+    restated: re.Pattern[str]
+    bold: re.Pattern[str]
+    final_key: re.Pattern[str]
+    alternative: re.Pattern[str]
 
 
 @lru_cache(maxsize=64)
@@ -70,6 +95,13 @@ def _patterns(keys: tuple[str, ...]) -> _KeyPatterns:
         ),
         weak=tuple(weak),
         fragment_start=re.compile(rf"[(\[]?\s*{key}\s*[)\].:]"),
+        restated=re.compile(rf"(?m)^[ \t>#*-]*[(\[]?\s*{key}\s*[)\].:][ \t]*(?P<rest>[^\n]*)$"),
+        bold=re.compile(rf"\*\*\s*[(\[]?\s*{key}\s*(?:[)\].:]|\*\*)"),
+        final_key=re.compile(
+            rf"(?i:\b(?:is|it['’]s|be|probably|likely|definitely|clearly|say|pick|choose|with))\s+"
+            rf"(?P<lead>[(\[*_]*){key}[)\]*_]*[.!]?\s*$"
+        ),
+        alternative=re.compile(r"^[)\]*_]*\s*,?\s*(?i:or|and/or|/|and)\s+"),
     )
 
 
@@ -84,11 +116,25 @@ def _plain(text: str) -> str:
     return " ".join(text.lower().split()).strip(_FRAGMENT_JUNK)
 
 
+def _negated(before: str) -> bool:
+    """Whether the text just before a key or option negates it ("not (A)", "rather than B")."""
+    return bool(_NEGATION.search(before[-60:]))
+
+
 def _key_from_match(match: re.Match[str], table: _KeyPatterns, marked: bool) -> str | None:
-    """The canonical key of a match; an unmarked key must be written as given or in capitals."""
+    """The canonical key of a match; an unmarked key must be written as given or in capitals,
+    and is a word rather than a key when it opens a contraction ("I'm") or, for "A" and "I", a
+    phrase ("A dog")."""
     written = match.group("key")
-    if not marked and written not in table.exact:
-        return None
+    if not marked:
+        if written not in table.exact:
+            return None
+        following = match.string[match.end("key") : match.end("key") + 40]
+        if re.match(r"['’][A-Za-z]", following):
+            return None
+        word = re.match(r"[ \t]+([a-z]+)", following)
+        if written.upper() in _WORD_KEYS and word and word.group(1) not in _KEY_FOLLOWERS:
+            return None
     return table.by_upper.get(written.upper())
 
 
@@ -138,8 +184,24 @@ def _after_phrase(rest: str, table: _KeyPatterns, options: dict[str, str]) -> st
     if whole is not None:
         return whole
     match = table.after_phrase.match(line)
-    if match is None:
-        return None
+    key = _phrase_key(match, table) if match is not None else None
+    if key is None:
+        final = table.final_key.search(sentence)
+        if final is None or _negated(sentence[: final.start("key")]):
+            return None
+        return _key_from_match(final, table, bool(final.group("lead")))
+    assert match is not None
+    alternative = table.alternative.match(line[match.end() :])
+    if alternative is not None:
+        other = table.after_phrase.match(line, match.end() + alternative.end())
+        other_key = _phrase_key(other, table) if other is not None else None
+        if other_key is not None and other_key != key:
+            return _CONFLICT
+    return key
+
+
+def _phrase_key(match: re.Match[str], table: _KeyPatterns) -> str | None:
+    line = match.string
     after = line[match.end() : match.end() + 1]
     marked = any(c in _MARKERS for c in match.group("lead")) or bool(re.search(r"[A-Za-z]", match.group("lead")))
     return _key_from_match(match, table, marked or (after != "" and after in _CLOSERS))
@@ -151,16 +213,76 @@ def _explicit_choices(text: str, table: _KeyPatterns, options: dict[str, str]) -
         key = _key_from_fragment(content, table, options)
         if key is not None:
             found.append((start, key))
-    for phrase in _EXPLICIT_PHRASE.finditer(text):
-        key = _after_phrase(text[phrase.end() : phrase.end() + _WINDOW], table, options)
-        if key is not None:
-            found.append((phrase.start(), key))
+    for phrases in (_EXPLICIT_PHRASE, _DECISION_PHRASE):
+        for phrase in phrases.finditer(text):
+            key = _after_phrase(text[phrase.end() : phrase.end() + _WINDOW], table, options)
+            if key is not None:
+                found.append((phrase.start(), key))
     for claim in table.reversed_claim.finditer(text):
         marked = bool(claim.group("lead").strip() or claim.group("close"))
         key = _key_from_match(claim, table, marked)
-        if key is not None:
+        if key is not None and not _negated(text[: claim.start()]):
             found.append((claim.start(), key))
+    last = _last_line_choice(text, table, options)
+    if last is not None:
+        found.append(last)
     return found
+
+
+def _content_lines(text: str) -> list[tuple[int, str]]:
+    """(offset, line) for each line holding a letter or digit."""
+    lines, offset = [], 0
+    for line in text.split("\n"):
+        if _ALNUM.search(line):
+            lines.append((offset, line))
+        offset += len(line) + 1
+    return lines
+
+
+def _last_line_choice(text: str, table: _KeyPatterns, options: dict[str, str]) -> tuple[int, str] | None:
+    """A bold or standalone key (or the option's text) on the last non-empty line."""
+    lines = _content_lines(text)
+    if not lines:
+        return None
+    start, line = lines[-1]
+    lead = _CONCLUSION.match(line)
+    offset = lead.end() if lead else 0
+    key = _key_from_fragment(line[offset:], table, options, prefix=False)
+    if key is not None:
+        return (start + offset, key)
+    bolds = {}
+    for match in table.bold.finditer(line):
+        key = _key_from_match(match, table, True)
+        if key is not None and not _negated(line[: match.start()]):
+            bolds.setdefault(key, match.start())
+    if len(bolds) == 1:
+        key, at = next(iter(bolds.items()))
+        return (start + at, key)
+    return None
+
+
+def _without_restated_options(text: str, table: _KeyPatterns, options: dict[str, str]) -> tuple[str, str | None]:
+    """``text`` with lines that merely restate an option ("A) Paris") blanked out, and the key
+    of the last non-empty line when it is a lone restatement (a final "B) London" is an answer)."""
+    if not options:
+        return text, None
+    spans = []
+    for match in table.restated.finditer(text):
+        key = table.by_upper.get(match.group("key").upper())
+        if match.group("key") not in table.exact or key is None or key not in options:
+            continue
+        if _plain(options[key]) and _plain(match.group("rest")) == _plain(options[key]):
+            spans.append((match.start(), match.end(), key))
+    if not spans:
+        return text, None
+    final = None
+    lines = _content_lines(text)
+    starts = {s: key for s, _, key in spans}
+    if lines and lines[-1][0] in starts and (len(lines) < 2 or lines[-2][0] not in starts):
+        final = starts[lines[-1][0]]
+    for begin, end, _ in spans:
+        text = text[:begin] + " " * (end - begin) + text[end:]
+    return text, final
 
 
 def _first_mention(text: str, table: _KeyPatterns) -> str | None:
@@ -168,7 +290,7 @@ def _first_mention(text: str, table: _KeyPatterns) -> str | None:
     for pattern, marked in table.weak:
         for match in pattern.finditer(text):
             key = _key_from_match(match, table, marked)
-            if key is not None:
+            if key is not None and not _negated(text[: match.start("key")]):
                 mentions.append((match.start("key"), key))
                 break
     return min(mentions)[1] if mentions else None
@@ -180,7 +302,13 @@ def _quoted_option(text: str, options: dict[str, str]) -> str | None:
     found = {}
     for key, option in options.items():
         needle = _plain(option)
-        if needle and re.search(rf"(?<![a-z0-9]){re.escape(needle)}(?![a-z0-9])", haystack):
+        if not needle:
+            continue
+        pattern = rf"(?<![a-z0-9]){re.escape(needle)}(?![a-z0-9])"
+        if re.fullmatch(r"[a-z]{4,}", needle):
+            stem = needle[:-1] if needle.endswith("e") else needle
+            pattern = rf"(?<![a-z0-9]){re.escape(stem)}(?:e|es|s|ed|d|ing|ive|ation)?(?![a-z0-9])"
+        if any(not _negated(haystack[: m.start()]) for m in re.finditer(pattern, haystack)):
             found[key] = needle
     distinct = [k for k, n in found.items() if not any(n != other and n in other for other in found.values())]
     return distinct[0] if len(distinct) == 1 else None
@@ -195,10 +323,14 @@ def extract_choice(example: Example, output: str) -> str | None:
     whole = _key_from_fragment(output, table, options, prefix=False)
     if whole is not None:
         return whole
-    explicit = _explicit_choices(output, table, options)
+    text, restated_last = _without_restated_options(output, table, options)
+    explicit = _explicit_choices(text, table, options)
+    if restated_last is not None:
+        explicit.append((len(text), restated_last))
     if explicit:
-        return max(explicit)[1]
-    return _first_mention(output, table) or _quoted_option(output, options)
+        key = max(explicit)[1]
+        return None if key == _CONFLICT else key
+    return _first_mention(text, table) or _quoted_option(text, options)
 
 
 def gold_key(example: Example) -> str | None:

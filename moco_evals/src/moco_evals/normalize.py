@@ -34,7 +34,58 @@ _ASSIGNMENT = re.compile(r"^[a-z][a-z0-9_]*\s*=\s*(.+)$")
 # Each unit word must end at a space or the end, so the match is unambiguous (no backtracking blow-up).
 _UNIT_TAIL = re.compile(r"^([^\sa-z]\S*?)\s*((?:[a-z]{2,}\.?(?:\s+|$))+)$")
 _MAX_UNIT_TEXT = 200
-_NOT_UNITS = frozenset({"pi", "sqrt", "ln", "log", "sin", "cos", "tan", "exp", "inf", "infty", "infinity", "mod"})
+# Words that may follow a final number and be dropped: units of money, time, length, area, mass,
+# volume, speed, temperature, percentages and counts, singular and plural.
+_UNIT_TEXT = """
+    dollar dollars usd cent cents euro euros eur pound pounds gbp yen rupee rupees yuan
+    second seconds sec secs minute minutes min mins hour hours hr hrs day days week weeks
+    month months year years yr yrs decade decades century centuries ms
+    meter meters metre metres cm mm km centimeter centimeters centimetre centimetres millimeter
+    millimeters kilometer kilometers kilometre kilometres inch inches ft foot feet yard yards yd
+    mile miles mi nm micrometer micrometers
+    square sq cubic units unit
+    gram grams kg mg kilogram kilograms milligram milligrams lb lbs ounce ounces oz ton tons tonne
+    tonnes
+    liter liters litre litres ml milliliter milliliters millilitre millilitres gallon gallons gal
+    quart quarts pint pints cup cups tablespoon tablespoons teaspoon teaspoons
+    mph kph kmh mps
+    degree degrees deg celsius fahrenheit kelvin
+    percent percentage percentages pct point points pt pts
+    watt watts kw kwh joule joules newton newtons volt volts amp amps ampere amperes ohm ohms hz
+    mol mole moles
+"""
+UNIT_WORDS = frozenset(_UNIT_TEXT.split())
+# A number followed by one of these is a scaled number: "3 million" is 3000000.
+SCALE_WORDS = {"dozen": 12, "hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9, "trillion": 10**12}
+# A number followed by one of these is part of a larger statement, not a final number.
+_CONTINUATION_TEXT = (
+    "or and to times plus minus squared cubed over divided multiplied more less fewer than of by is are was were x"
+)
+CONTINUATION_WORDS = frozenset(_CONTINUATION_TEXT.split())
+# A plural noun of a count ("18 eggs") may also be dropped, unless it is one of these.
+_NOT_PLURAL_COUNTS = frozenset(
+    {"times", "is", "was", "has", "this", "thus", "yes", "as", "less", "plus", "minus", "always"}
+)
+
+
+def _unit_scale(words: list[str]) -> Fraction | None:
+    """The factor a tail of words after a number stands for (1 for units), or None when the
+    words are not units: "million dollars" gives 10**6, "or more" and "squared" give None."""
+    factor = Fraction(1)
+    for index, word in enumerate(words):
+        if word in SCALE_WORDS and index == 0:
+            factor *= SCALE_WORDS[word]
+        elif word in UNIT_WORDS or (
+            index == len(words) - 1
+            and len(word) >= 3
+            and word.endswith("s")
+            and word not in _NOT_PLURAL_COUNTS
+            and word not in CONTINUATION_WORDS
+        ):
+            continue
+        else:
+            return None
+    return factor
 
 
 def parse_number(text: str) -> Fraction | None:
@@ -101,21 +152,35 @@ def _strip_ends(text: str) -> str:
     return text
 
 
-def normalize_answer(answer: object) -> str:
-    """A canonical string for a free-form answer (model output or gold).
-
-    Lowercase; LaTeX formatting (``$``, ``\\text{}``, spacing commands, ``%``, degrees)
-    removed; punctuation at the ends, leading articles and extra whitespace dropped;
-    ``x = 5`` reduced to ``5``; an option letter ``(B)`` reduced to ``b``; a number followed only
-    by unit words reduced to the number; numbers written canonically (see ``format_number``).
-    """
+def _clean(answer: object) -> str:
+    """Lowercased text without LaTeX formatting, outer punctuation or articles."""
     text = str(answer).replace("−", "-").replace("{,}", ",")
     text = _ESCAPED_BRACE.sub(r"\1", unwrap_text_commands(text))
     text = _SPACES.sub(" ", _REMOVED.sub("", text))
     text = re.sub(r"\\[dt]frac(?![A-Za-z])", r"\\frac", text)
     text = " ".join(text.lower().split())
     text = _strip_ends(text)
-    text = _ARTICLE.sub("", text)
+    return _ARTICLE.sub("", text)
+
+
+def assigned_variable(answer: object) -> str | None:
+    """The variable a single assignment such as ``x = 5`` names (``"x"``), else None."""
+    text = _clean(answer)
+    if text.count("=") != 1 or not _ASSIGNMENT.match(text):
+        return None
+    return text.split("=", 1)[0].strip()
+
+
+def normalize_answer(answer: object) -> str:
+    """A canonical string for a free-form answer (model output or gold).
+
+    Lowercase; LaTeX formatting (``$``, ``\\text{}``, spacing commands, ``%``, degrees)
+    removed; punctuation at the ends, leading articles and extra whitespace dropped;
+    ``x = 5`` reduced to ``5``; an option letter ``(B)`` reduced to ``b``; a number followed only
+    by unit words (``UNIT_WORDS``, or one count noun such as "eggs") reduced to the number, and by a
+    scale word ("3 million") multiplied out; numbers written canonically (see ``format_number``).
+    """
+    text = _clean(answer)
     if text.count("=") == 1:
         assignment = _ASSIGNMENT.match(text)
         if assignment:
@@ -126,6 +191,8 @@ def normalize_answer(answer: object) -> str:
     value = parse_number(text)
     if value is None and len(text) <= _MAX_UNIT_TEXT:
         units = _UNIT_TAIL.match(text)
-        if units and not set(units.group(2).replace(".", " ").split()) & _NOT_UNITS:
-            value = parse_number(_strip_ends(units.group(1)))
+        if units:
+            factor = _unit_scale(units.group(2).replace(".", " ").split())
+            number = parse_number(_strip_ends(units.group(1))) if factor is not None else None
+            value = None if number is None else number * factor
     return format_number(value) if value is not None else text

@@ -26,7 +26,12 @@ bootstrap (``_BOOTSTRAP``) that sets the cage up before the untrusted code gets 
   fence where they are.
 
 ``SandboxResult.isolation`` lists what was actually in force for a run, so a weaker host is
-visible rather than silent. Only Linux is supported.
+visible rather than silent. Without the network and PID namespaces (a non-root scorer on a host
+without user namespaces, or ``namespaces=False``) isolation is weak: raw syscalls through
+``ctypes`` reach the network without passing the audit hook, and a program running under the
+scorer's own uid can signal the scorer; such runs carry ``WEAK_ISOLATION`` in ``isolation``,
+and ``coding.score_coding`` refuses to run there unless ``MOCO_UNSAFE_SANDBOX=1`` is set
+(``namespaces_available`` tells which case a host is). Only Linux is supported.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ _UID_BLOCK = 1024
 SETUP_FAILED = 125
 _STDERR_TAIL_BYTES = 20_000
 _MIN_PATH = "/usr/local/bin:/usr/bin:/bin"
+# Marks a run without network or PID namespace in ``SandboxResult.isolation``.
+WEAK_ISOLATION = "weak:no-net/pid-namespace"
 
 # Runs as the program's interpreter entry point: installs the network audit hook (audit hooks
 # cannot be removed from Python code) and runs the solution as ``__main__``.
@@ -235,7 +242,9 @@ class SandboxResult:
 
     ``passed`` means the program exited with status 0 within its limits; ``killed_reason`` says
     why it did not finish normally (timeout, cpu, memory, output, a signal, a failed set-up);
-    ``isolation`` lists the mechanisms that were in force (namespaces, ``uid:N``, ...).
+    ``isolation`` lists the mechanisms that were in force (namespaces, ``uid:N``, ...); it holds
+    ``WEAK_ISOLATION`` where the network or PID namespace was missing, i.e. where the program
+    could open connections through raw syscalls or signal processes of the scorer's uid.
     """
 
     passed: bool
@@ -506,6 +515,8 @@ def _run(
         duration = time.monotonic() - start
         status = _read_status(status_path)
         isolation = tuple(str(item) for item in status.get("isolation", ()))  # type: ignore[union-attr]
+        if isolation and not {"net", "pid"} <= set(isolation):
+            isolation = (*isolation, WEAK_ISOLATION)
         if os.geteuid() == 0 and "pid" not in isolation and f"uid:{NOBODY}" not in isolation:
             _kill_uid(uid, python)  # never as the shared nobody: that would hit others' processes
         stdout, truncated = _read_head(out_path, max_output_bytes)
@@ -526,6 +537,13 @@ def _run(
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=1)
+def namespaces_available() -> bool:
+    """Whether programs get network and PID namespaces on this host (probed once)."""
+    result = run_program("pass", timeout_s=30)
+    return {"net", "pid"} <= set(result.isolation)
 
 
 def run_programs(sources: Sequence[str], *, workers: int | None = None, **limits: object) -> list[SandboxResult]:
