@@ -21,6 +21,8 @@ from moco_core.types import Generation, GenerationRequest, GenerationSettings
 
 log = logging.getLogger(__name__)
 
+DECODING_VERSION = 2
+"""Bumped whenever the way a generation is decoded changes, so older cache entries are not served."""
 CHUNK_BATCHES = 8
 """Batches per backend call; finished chunks are cached at once, so an interrupted run keeps them."""
 
@@ -243,6 +245,7 @@ class ModelPool:
         keys = [
             cache_key(
                 kind="generation",
+                decoding=DECODING_VERSION,
                 model=identity,
                 system_prompt=r.system_prompt,
                 prompt=r.prompt,
