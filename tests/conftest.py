@@ -48,3 +48,15 @@ def fresh_cache_dir(tmp_path, monkeypatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("MOCO_CACHE_DIR", str(cache))
     return cache
+
+
+@pytest.fixture()
+def scripted_with_evals(fresh_cache_dir):
+    """The scripted test backend next to the real moco-evals scorers (skips without them)."""
+    from moco_core.plugins import get_registry
+    from moco_core.testing import ScriptedBackendPlugin, registered_plugin
+
+    if "multiple_choice" not in get_registry().scorers:
+        pytest.skip("moco-evals is not installed")
+    with registered_plugin(ScriptedBackendPlugin(), "scripted"):
+        yield

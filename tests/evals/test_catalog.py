@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from moco_core import plugins
 from moco_core.cli import app
 from moco_evals.catalog import dataset_specs
 from moco_evals.hub import SOURCES
@@ -113,14 +111,6 @@ def test_every_spec_is_described() -> None:
     for key, spec in SPECS.items():
         assert spec.summary and spec.source, key
         assert spec.source.startswith(f"file {key}.json") == bool(spec.loader), key
-
-
-@pytest.fixture()
-def evals_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("MOCO_LOAD_PLUGINS", "evals")
-    plugins.reset()
-    yield
-    plugins.reset()
 
 
 def test_list_datasets_shows_every_key(evals_only: None) -> None:

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from importlib.metadata import entry_points
-
-import pytest
 
 from moco_core import plugins
 from moco_core.types import Example
 from moco_evals.prompts import exact_match_prompt, multiple_choice_prompt
-
-
-@pytest.fixture()
-def evals_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Load only this plugin, so work in progress elsewhere cannot disturb the check."""
-    monkeypatch.setenv("MOCO_LOAD_PLUGINS", "evals")
-    plugins.reset()
-    yield
-    plugins.reset()
 
 
 def test_entry_point_is_installed() -> None:

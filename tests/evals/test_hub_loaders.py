@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -507,14 +507,6 @@ def test_auto_hub_failure_mentions_the_missing_file(monkeypatch: pytest.MonkeyPa
     with pytest.raises(MocoError) as info:
         load_registered(SPECS["gsm8k"], "auto", str(tmp_path))
     assert str(info.value).endswith(f"(and {tmp_path} has no gsm8k.json: {hint}")
-
-
-@pytest.fixture()
-def evals_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("MOCO_LOAD_PLUGINS", "evals")
-    plugins.reset()
-    yield
-    plugins.reset()
 
 
 def test_run_config_hub_source_reaches_the_loader(local_hub: LocalHub, evals_only: None) -> None:

@@ -7,8 +7,7 @@ import yaml
 from typer.testing import CliRunner
 
 from moco_core.cli import app
-from moco_core.plugins import get_registry
-from moco_core.testing import ScriptedBackendPlugin, registered_plugin, set_responder
+from moco_core.testing import set_responder
 from moco_methods_api.prompt_routing import parse_choice, routing_prompt
 
 cli = CliRunner()
@@ -37,15 +36,7 @@ def test_routing_prompt_numbers_descriptions():
     assert "What is 2+2?" in prompt
 
 
-@pytest.fixture()
-def scripted(fresh_cache_dir):
-    if "multiple_choice" not in get_registry().scorers:
-        pytest.skip("moco-evals is not installed")
-    with registered_plugin(ScriptedBackendPlugin(), "scripted"):
-        yield
-
-
-def test_router_sends_each_query_to_the_named_model(scripted, tmp_path):
+def test_router_sends_each_query_to_the_named_model(scripted_with_evals, tmp_path):
     def router(request):
         if "Choose the model" not in request.prompt:
             return "The answer is (A)."

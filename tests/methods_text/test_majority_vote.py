@@ -2,23 +2,13 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import yaml
 from typer.testing import CliRunner
 
 from moco_core.cli import app
-from moco_core.plugins import get_registry
 from moco_core.testing import ScriptedBackendPlugin, registered_plugin, set_responder
 
 cli = CliRunner()
-
-
-@pytest.fixture()
-def scripted(fresh_cache_dir):
-    if "multiple_choice" not in get_registry().scorers:
-        pytest.skip("moco-evals is not installed")
-    with registered_plugin(ScriptedBackendPlugin(), "scripted"):
-        yield
 
 
 def run_vote(tmp_path, answers: dict[str, str], params: dict, dev_right: set[str]) -> list[dict]:
@@ -54,19 +44,19 @@ def run_vote(tmp_path, answers: dict[str, str], params: dict, dev_right: set[str
     return [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
 
 
-def test_plurality_wins(scripted, tmp_path):
+def test_plurality_wins(scripted_with_evals, tmp_path):
     lines = run_vote(tmp_path, {"a": "B", "b": "B", "c": "A"}, {}, dev_right={"c"})
     assert all(line["vote"] == "B" and line["votes"] == {"B": 2, "A": 1} for line in lines)
     assert lines[0]["answers"] == {"c": ["A"], "a": ["B"], "b": ["B"]}  # listed by dev rank
     assert lines[0]["score"] == 0.0
 
 
-def test_tie_goes_to_best_dev_model(scripted, tmp_path):
+def test_tie_goes_to_best_dev_model(scripted_with_evals, tmp_path):
     lines = run_vote(tmp_path, {"a": "B", "b": "C"}, {"tie_break": "dev"}, dev_right={"b"})
     assert all(line["vote"] == "C" for line in lines)
 
 
-def test_random_tie_break_is_seeded(scripted, tmp_path):
+def test_random_tie_break_is_seeded(scripted_with_evals, tmp_path):
     models, params = {"a": "B", "b": "C"}, {"tie_break": "random"}
     first = [line["vote"] for line in run_vote(tmp_path / "one", models, params, dev_right=set())]
     again = [line["vote"] for line in run_vote(tmp_path / "two", models, params, dev_right=set())]
@@ -74,7 +64,7 @@ def test_random_tie_break_is_seeded(scripted, tmp_path):
     assert again == first
 
 
-def test_samples_per_model_each_vote(scripted, tmp_path):
+def test_samples_per_model_each_vote(scripted_with_evals, tmp_path):
     lines = run_vote(tmp_path, {"a": "B", "b": "C", "c": "C"}, {"samples_per_model": 3}, dev_right=set())
     assert lines[0]["votes"] == {"B": 3, "C": 6}
     assert lines[0]["vote"] == "C"

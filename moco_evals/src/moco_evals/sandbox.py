@@ -51,6 +51,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 NOBODY = 65534
 # Sandbox uids: one block of 1024 per supervising process (by pid), one uid per concurrent slot.
@@ -297,6 +298,21 @@ def _minimal_env(home: str) -> dict[str, str]:
     return {"PATH": _MIN_PATH, "HOME": home, "LANG": "C.UTF-8"}
 
 
+def _run_as(uid: int, command: list[str], **options: Any) -> subprocess.CompletedProcess:
+    """A trusted helper command run as ``uid`` with no groups, a minimal env and no stdin."""
+    return subprocess.run(
+        command,
+        user=uid,
+        group=uid,
+        extra_groups=[],
+        env=_minimal_env("/"),
+        cwd="/",
+        stdin=subprocess.DEVNULL,
+        check=False,
+        **options,
+    )
+
+
 @functools.lru_cache(maxsize=1)
 def sandbox_python() -> str:
     """The interpreter that runs programs: ours, or one an unprivileged user can execute.
@@ -312,18 +328,7 @@ def sandbox_python() -> str:
     probe = "import collections, json, math, re, sys; print(sys.version_info[0])"
     for candidate in dict.fromkeys(c for c in candidates if c):
         try:
-            done = subprocess.run(
-                [candidate, "-I", "-c", probe],
-                user=NOBODY,
-                group=NOBODY,
-                extra_groups=[],
-                env=_minimal_env("/"),
-                cwd="/",
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=30,
-                check=False,
-            )
+            done = _run_as(NOBODY, [candidate, "-I", "-c", probe], capture_output=True, timeout=30)
         except (OSError, subprocess.SubprocessError):
             continue
         if done.returncode == 0 and done.stdout.strip() == b"3":
@@ -343,18 +348,12 @@ def _kill_uid(uid: int, python: str) -> None:
     """
     for _ in range(3):
         try:
-            subprocess.run(
+            _run_as(
+                uid,
                 [python, "-I", "-S", "-c", "import os; os.kill(-1, 9)"],
-                user=uid,
-                group=uid,
-                extra_groups=[],
-                env=_minimal_env("/"),
-                cwd="/",
-                stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 timeout=10,
-                check=False,
             )
         except (OSError, subprocess.SubprocessError):
             return
