@@ -205,6 +205,7 @@ def score(
     """Score outputs produced elsewhere with moco's scorers; the last line is the mean and count."""
     from moco_core.config import DatasetConfig, ScoringConfig, format_validation_error, read_config_file
     from moco_core.plugins import get_plugin_manager, get_registry
+    from moco_core.runfiles import atomic_write_text, check_writable_file
     from moco_core.runner import summarize_scores
     from moco_core.scoring import match_lines, read_jsonl
     from moco_core.validation import load_dataset
@@ -218,6 +219,8 @@ def score(
         options = ScoringConfig.model_validate(read_config_file(scoring_config) if scoring_config else {})
     except ValidationError as exc:
         raise MocoError(format_validation_error(exc, "--scoring-config" if scoring_config else "dataset")) from None
+    if output is not None:
+        check_writable_file(output, "--output")
     loaded, _ = load_dataset(source, get_registry())
     examples = loaded.dev if split == "dev" else loaded.test
     pairs = match_lines(predictions, read_jsonl(predictions), examples, split)
@@ -231,7 +234,10 @@ def score(
         for (e, _), v in zip(pairs, values, strict=True)
     ]
     if output is not None:
-        output.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+        try:
+            atomic_write_text(output, "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+        except OSError as exc:
+            raise MocoError(f"--output: {output} cannot be written ({exc.strerror or exc})") from None
     summary = summarize_scores(lines, loaded.group_by is not None)
     typer.echo(f"{loaded.name} {split}: mean {summary['mean']:.4f} count {summary['count']}")
 
@@ -247,3 +253,8 @@ def compare(
 
     header, rows = comparison_table(list(run_dirs))
     typer.echo(render_csv(header, rows) if as_csv else render_markdown(header, rows))
+
+
+from moco_core.cli_sweep import register as _register_grid_commands  # noqa: E402
+
+_register_grid_commands(app)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from moco_core.errors import MocoError
+from moco_core.runfiles import read_json_file
 
 BEST_SINGLE = "best single model"
 DOMAIN_ORDER = (
@@ -41,13 +41,24 @@ class Column:
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, Any]:
+    """A run's metrics.json, refused in one line naming it unless it has what the table needs."""
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
         raise MocoError(f"{run_dir}: no metrics.json (not a finished moco run)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise MocoError(f"{path}: malformed JSON: {exc}") from None
+    metrics = read_json_file(path, "metrics file")
+    if not isinstance(metrics, dict):
+        raise MocoError(f"{path}: not a moco metrics file (expected a JSON object, found {type(metrics).__name__})")
+    for key in ("method", "dataset"):
+        if not isinstance(metrics.get(key), str) or not metrics[key]:
+            raise MocoError(f"{path}: not a moco metrics file (no {key!r})")
+    mean = metrics.get("score", {}).get("mean") if isinstance(metrics.get("score"), dict) else None
+    if isinstance(mean, bool) or not isinstance(mean, int | float):
+        raise MocoError(f"{path}: not a moco metrics file (no numeric 'score.mean')")
+    best = metrics.get("dev_best_single")
+    single = best.get("test_score") if isinstance(best, dict) else None
+    if (best is not None and not isinstance(best, dict)) or isinstance(single, bool | str | list | dict):
+        raise MocoError(f"{path}: not a moco metrics file ('dev_best_single' has no numeric 'test_score')")
+    return metrics
 
 
 def _domain_rank(domain: str) -> tuple[int, str]:

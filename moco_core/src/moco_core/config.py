@@ -26,6 +26,12 @@ class ModelConfig(_Strict):
     description: str | None = None
     system_prompt: str | None = None
     backend: str = "hf"
+    backend_options: dict[str, Any] = Field(
+        default_factory=dict, description="backend settings, e.g. openai: base_url, api_key_env, max_concurrency"
+    )
+    base: str | None = Field(
+        default=None, description="base model of a PEFT adapter folder; default: its adapter_config.json"
+    )
 
 
 class DatasetConfig(_Strict):
@@ -186,14 +192,60 @@ def format_validation_error(error: ValidationError, source: str) -> str:
     return f"{source}: {location}: {message}"
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int | None) -> None:
+        super().__init__(key, line)
+        self.key, self.line = key, line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str | int | float | bool) or key is None:
+                if key in seen:
+                    raise _DuplicateKey(key, key_node.start_mark.line + 1)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _unique_json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(key, None)
+        found[key] = value
+    return found
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Parse a YAML or JSON config file into a mapping, with one-line errors."""
+    """Parse a YAML or JSON config file into a mapping, with one-line errors.
+
+    A key given twice is refused (YAML and JSON parsers silently keep the last one), and so is
+    a file that is not UTF-8.
+    """
     path = Path(path)
     if not path.is_file():
         raise MocoError(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise MocoError(f"{path}: not UTF-8 text (byte {raw[exc.start]:#04x} at line {line})") from None
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text, object_pairs_hook=_unique_json_pairs)
+        else:
+            data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as exc:
+        where = f" (line {exc.line})" if exc.line is not None else ""
+        raise MocoError(f"{path}: key {exc.key!r} is given twice{where}; give it once") from None
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         mark = getattr(exc, "problem_mark", None)

@@ -81,6 +81,35 @@ def _example(item: Any, index: int, split: str, task_type: str, source: str) -> 
     )
 
 
+def _plain(text: str) -> str:
+    return " ".join("".join(c if c.isalnum() else " " for c in text.casefold()).split())
+
+
+def gold_is_an_option(answer: Any, choices: Mapping[str, str]) -> bool:
+    """Whether a multiple-choice gold names one option: its key (in any case) or its whole text."""
+    if answer is None or isinstance(answer, (dict, list, bool)):
+        return False
+    gold = str(answer).strip()
+    if gold in choices or gold.upper() in {key.upper() for key in choices}:
+        return True
+    plain = _plain(gold)
+    return bool(plain) and sum(_plain(text) == plain for text in choices.values()) == 1
+
+
+def check_gold_options(dataset: Dataset) -> Dataset:
+    """Refuse a multiple-choice item whose answer is none of its options: it could never score."""
+    if dataset.task_type != "multiple_choice":
+        return dataset
+    for split in SPLITS:
+        for example in getattr(dataset, split):
+            if example.choices is not None and not gold_is_an_option(example.answer, example.choices):
+                raise MocoError(
+                    f"{dataset.source}: {split}[{example.index}] (id {example.id!r}): answer {example.answer!r} "
+                    f"is not one of its options ({', '.join(example.choices)})"
+                )
+    return dataset
+
+
 def map_fields(item: Any, fields: Fields, where: str) -> Any:
     """``item`` with our schema names taken from the columns ``fields`` names.
 
@@ -130,7 +159,8 @@ def parse_benchmark(
             raise MocoError(f"{source}: missing list '{split}'")
         splits[split] = build_split(items, split, task_type, source, fields)
     name = data.get("name") or data.get("dataset") or default_name
-    return Dataset(name=str(name), task_type=task_type, dev=splits["dev"], test=splits["test"], source=source)
+    dataset = Dataset(name=str(name), task_type=task_type, dev=splits["dev"], test=splits["test"], source=source)
+    return check_gold_options(dataset)
 
 
 def _read_json(path: Path) -> Any:
@@ -237,7 +267,7 @@ def load_user_data(path: str | Path, task_type: str | None = None, fields: Field
         raise MocoError(f"{path}: dataset.task_type is required: only benchmark-format JSON declares its own")
     dev = build_split(dev_items, "dev", task_type, str(path), fields)
     test = build_split(test_items, "test", task_type, str(path), fields)
-    return Dataset(name=path.stem, task_type=task_type, dev=dev, test=test, source=str(path))
+    return check_gold_options(Dataset(name=path.stem, task_type=task_type, dev=dev, test=test, source=str(path)))
 
 
 def load_registered(spec: DatasetSpec, source: str = "auto", data_dir: str | None = None, seed: int = 0) -> Dataset:

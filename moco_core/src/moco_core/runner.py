@@ -22,6 +22,8 @@ from moco_core.errors import MocoError
 from moco_core.method import MethodContext
 from moco_core.plugins import get_plugin_manager, get_registry, plugin_infos
 from moco_core.pool import ModelPool
+from moco_core.registry import ScorerSpec
+from moco_core.runfiles import RunLock, atomic_write_text, prepare_output_dir, read_json_file
 from moco_core.types import Example, Prediction
 from moco_core.validation import RunPlan, plan_run
 
@@ -39,7 +41,11 @@ class RunResult:
 
 
 def read_predictions(path: Path) -> list[dict[str, Any]]:
-    """Complete prediction lines; a line cut short by a kill is dropped from the file."""
+    """Complete prediction lines; a line cut short by a kill is dropped from the file.
+
+    Only the last line can be cut short by a kill; a damaged line before it means the file was
+    altered, and it is refused as one line naming the file and line number.
+    """
     if not path.is_file():
         return []
     raw = path.read_bytes()
@@ -47,7 +53,22 @@ def read_predictions(path: Path) -> list[dict[str, Any]]:
     if len(complete) != len(raw):
         with path.open("r+b") as handle:
             handle.truncate(len(complete))
-    return [json.loads(line) for line in complete.decode("utf-8").splitlines() if line.strip()]
+    lines = []
+    for number, line in enumerate(complete.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise MocoError(f"{path}: line {number}: damaged prediction (not UTF-8 at byte {exc.start})") from None
+        except json.JSONDecodeError as exc:
+            raise MocoError(f"{path}: line {number}: damaged prediction ({exc.msg})") from None
+        if not isinstance(value, dict) or not isinstance(value.get("index"), int) or "id" not in value:
+            raise MocoError(f"{path}: line {number}: damaged prediction (not an object with 'index' and 'id')")
+        if not isinstance(value.get("score"), (int, float)) or isinstance(value.get("score"), bool):
+            raise MocoError(f"{path}: line {number}: damaged prediction (no numeric 'score')")
+        lines.append(value)
+    return lines
 
 
 def data_fingerprint(plan: RunPlan) -> dict[str, str]:
@@ -67,15 +88,28 @@ def _check_same_run(output_dir: Path, config: RunConfig, fingerprint: dict[str, 
     """A resumed run must be the same run: same config, same data, same scorer version."""
     previous_file = output_dir / CONFIG
     if previous_file.is_file():
-        previous = parse_config(read_config_file(previous_file), str(previous_file))
+        try:
+            previous = parse_config(read_config_file(previous_file), str(previous_file))
+        except MocoError as exc:
+            raise MocoError(f"damaged run file: {exc}; delete {output_dir} or choose another output_dir") from None
         if previous.model_dump(exclude={"output_dir"}) != config.model_dump(exclude={"output_dir"}):
             raise MocoError(f"{output_dir}: holds a run of a different config; choose another output_dir or delete it")
     fingerprint_file = output_dir / FINGERPRINT
-    if fingerprint_file.is_file() and json.loads(fingerprint_file.read_text()) != fingerprint:
-        raise MocoError(
-            f"{output_dir}: the dataset or scorer changed since this run started, so its finished scores are stale; "
-            "choose another output_dir or delete it"
-        )
+    if fingerprint_file.is_file():
+        previous_fingerprint = read_json_file(fingerprint_file)
+        if not isinstance(previous_fingerprint, dict):
+            raise MocoError(f"{fingerprint_file}: damaged run file: expected a JSON object")
+        if previous_fingerprint != fingerprint:
+            raise MocoError(
+                f"{output_dir}: the dataset or scorer changed since this run started, so its finished scores are "
+                "stale; choose another output_dir or delete it"
+            )
+
+
+def _record_run(output_dir: Path, config: RunConfig, fingerprint: dict[str, str]) -> None:
+    """Write config.yaml and fingerprint.json (atomically), once every check has passed."""
+    atomic_write_text(output_dir / CONFIG, dump_config(config))
+    atomic_write_text(output_dir / FINGERPRINT, json.dumps(fingerprint))
 
 
 def _versions() -> dict[str, str]:
@@ -143,6 +177,27 @@ def summarize_scores(lines: list[dict[str, Any]], grouped: bool, normalize: bool
     return summary
 
 
+def extra_scores(
+    scorer: ScorerSpec, examples: list[Example], outputs: list[str], options: Any
+) -> list[dict[str, float]]:
+    """The scorer's secondary per-item metrics (``ScorerSpec.extra_metrics``), empty dicts when it has none."""
+    if scorer.extra_metrics is None:
+        return [{} for _ in examples]
+    found = list(scorer.extra_metrics(examples, outputs, options))
+    if len(found) != len(examples):
+        raise MocoError(f"task type {scorer.task_type}: extra metrics for {len(found)} of {len(examples)} outputs")
+    return found
+
+
+def summarize_extra(lines: list[dict[str, Any]]) -> dict[str, float]:
+    """The mean of each secondary metric over the lines that carry it."""
+    values: dict[str, list[float]] = {}
+    for line in lines:
+        for name, value in (line.get("extra_scores") or {}).items():
+            values.setdefault(name, []).append(float(value))
+    return {name: sum(found) / len(found) for name, found in values.items()}
+
+
 def _model_test_scores(lines: list[dict[str, Any]], grouped: bool) -> dict[str, float]:
     """Each model's test score, summarised like the method's (by group where the dataset groups)."""
     per_model: dict[str, list[dict[str, Any]]] = {}
@@ -171,6 +226,9 @@ def build_metrics(
         "seed": plan.config.generation.seed,
         "versions": _versions(),
     }
+    extra = summarize_extra(lines)
+    if extra:
+        metrics["score"]["extra"] = extra
     model_scores = _model_test_scores(lines, plan.dataset.group_by is not None)
     if model_scores:
         metrics["model_test_scores"] = model_scores
@@ -187,19 +245,29 @@ def build_metrics(
 
 
 def run(config: RunConfig, use_cache: bool = True) -> RunResult:
-    """Run (or resume) ``config`` and write its outputs; returns the metrics."""
+    """Run (or resume) ``config`` and write its outputs; returns the metrics.
+
+    The output directory is locked for the whole run, so a second run into it is refused.
+    """
     started = time.monotonic()
     registry = get_registry()
     plan = plan_run(config, registry)
     output_dir = config.resolved_output_dir()
     fingerprint = data_fingerprint(plan)
-    _check_same_run(output_dir, config, fingerprint)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / CONFIG).write_text(dump_config(config), encoding="utf-8")
-    (output_dir / FINGERPRINT).write_text(json.dumps(fingerprint), encoding="utf-8")
+    prepare_output_dir(output_dir)
+    with RunLock(output_dir):
+        _check_same_run(output_dir, config, fingerprint)
+        return _run_locked(plan, registry, output_dir, fingerprint, use_cache, started)
+
+
+def _run_locked(
+    plan: RunPlan, registry: Any, output_dir: Path, fingerprint: dict[str, str], use_cache: bool, started: float
+) -> RunResult:
+    config = plan.config
     predictions_file = output_dir / PREDICTIONS
     done = {(line["index"], str(line["id"])) for line in read_predictions(predictions_file)}
     remaining = [e for e in plan.dataset.test if (e.index, e.id) not in done]
+    recorded = (output_dir / CONFIG).is_file() and (output_dir / FINGERPRINT).is_file()
     hook = get_plugin_manager().hook
     pool = ModelPool(
         config.models,
@@ -232,9 +300,15 @@ def run(config: RunConfig, use_cache: bool = True) -> RunResult:
                         f"method {plan.method.key} returned {len(predictions)} predictions for {len(examples)} examples"
                     )
                 scores = ctx.score(examples, [p.output for p in predictions])
+                extras = extra_scores(plan.scorer, examples, [p.output for p in predictions], config.scoring)
+                if not recorded:
+                    _record_run(output_dir, config, fingerprint)
+                    recorded = True
                 with predictions_file.open("a", encoding="utf-8") as handle:
-                    for example, prediction, score in zip(examples, predictions, scores, strict=True):
+                    for example, prediction, score, extra in zip(examples, predictions, scores, extras, strict=True):
                         line = _prediction_line(example, prediction, score, plan.dataset.group_by)
+                        if extra:
+                            line["extra_scores"] = extra
                         handle.write(json.dumps(line, ensure_ascii=False) + "\n")
                     handle.flush()
                     os.fsync(handle.fileno())
@@ -242,7 +316,9 @@ def run(config: RunConfig, use_cache: bool = True) -> RunResult:
     finally:
         pool.close()
         pool.cache.close()
+    if not recorded:
+        _record_run(output_dir, config, fingerprint)
     lines = read_predictions(predictions_file)
     metrics = build_metrics(plan, ctx, lines, time.monotonic() - started, pool)
-    (output_dir / METRICS).write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
+    atomic_write_text(output_dir / METRICS, json.dumps(metrics, indent=2, ensure_ascii=False))
     return RunResult(output_dir, metrics)

@@ -18,8 +18,14 @@ from moco_core.types import Example
 def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise MocoError(f"{path}: predictions file not found")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise MocoError(f"{path}: line {line}: not UTF-8 text (byte {data[exc.start]:#04x})") from None
     lines = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
         try:
@@ -40,6 +46,7 @@ def match_lines(
     for example in examples:
         by_id[example.id].append(example)
     pairs = []
+    first_line: dict[int, int] = {}
     for number, line in lines:
         where = f"{path}: line {number}"
         output = line.get("output")
@@ -47,6 +54,8 @@ def match_lines(
             raise MocoError(f"{where}: missing 'output' (a string)")
         if "index" in line:
             index = line["index"]
+            if isinstance(index, bool):
+                raise MocoError(f"{where}: index {index!r} is a boolean, not an item position")
             if not isinstance(index, int) or not 0 <= index < len(examples):
                 raise MocoError(f"{where}: index {index!r} is not in the {split} split (0..{len(examples) - 1})")
             example = examples[index]
@@ -61,5 +70,11 @@ def match_lines(
             example = found[0]
         else:
             raise MocoError(f"{where}: needs 'index' or 'id'")
+        if id(example) in first_line:
+            raise MocoError(
+                f"{where}: item {example.index} (id {example.id!r}) was already given on line "
+                f"{first_line[id(example)]}; give each item once"
+            )
+        first_line[id(example)] = number
         pairs.append((example, output))
     return pairs

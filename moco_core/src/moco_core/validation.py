@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
 from moco_core.config import DatasetConfig, RunConfig, format_validation_error
 from moco_core.data import limit_dataset, load_registered, load_user_data
 from moco_core.errors import MocoError
-from moco_core.models import architecture_of, check_model_path, tokenizer_fingerprint
-from moco_core.registry import BackendSpec, MethodSpec, Registry, ScorerSpec
+from moco_core.models import adapter_base, architecture_of, check_model_path, tokenizer_fingerprint
+from moco_core.registry import BackendSpec, MethodSpec, Registry, ScorerSpec, import_object
 from moco_core.types import Dataset
+from moco_core.weights_check import check_weight_files, context_length
 
 
 @dataclass
@@ -47,6 +49,30 @@ def validate_params(spec: MethodSpec, params: dict) -> BaseModel:
         raise MocoError(format_validation_error(exc, "params")) from None
 
 
+def needs_weights(spec: MethodSpec) -> bool:
+    """Logit- and weight-level methods read per-step logits or weights; text-level methods that train
+    fine-tune the pool's own models. API-level training (a router's classifier) needs neither."""
+    return spec.level in ("logit", "weight") or (spec.trains and spec.level == "text")
+
+
+def check_backend(config: RunConfig, i: int, spec: MethodSpec, backend: BackendSpec) -> None:
+    """A backend without local weights refused by methods that need them; ``backend_options`` validated."""
+    model = config.models[i]
+    if not backend.weights and needs_weights(spec):
+        raise MocoError(
+            f"models[{i}].backend: {spec.key} ({spec.level} level) needs the model's weights or per-step logits; "
+            f"the {model.backend} backend serves only text"
+        )
+    if not backend.options:
+        if model.backend_options:
+            raise MocoError(f"models[{i}].backend_options: the {model.backend} backend takes no options")
+        return
+    try:
+        import_object(backend.options).model_validate(model.backend_options)
+    except ValidationError as exc:
+        raise MocoError(format_validation_error(exc, f"models[{i}].backend_options")) from None
+
+
 def check_pool(config: RunConfig, spec: MethodSpec, registry: Registry) -> None:
     """Pool size, backends, model folders, descriptions, shared tokenizer and architecture."""
     needs = spec.requirements
@@ -59,12 +85,15 @@ def check_pool(config: RunConfig, spec: MethodSpec, registry: Registry) -> None:
         if backend is None:
             known = list(registry.backends)
             raise MocoError(f"models[{i}].backend: unknown backend {model.backend!r}{suggest(model.backend, known)}")
+        check_backend(config, i, spec, backend)
         if backend.local_paths:
             try:
-                check_model_path(model.path)
+                check_model_path(model.path, model.base)
+                check_weight_files_of(model.path)
             except MocoError as exc:
                 raise MocoError(f"models[{i}].path: {exc}") from None
-            local.append((i, model.path))
+            check_context(config, i)
+            local.append((i, adapter_base(model.path, model.base) or model.path))
         if needs.descriptions and not (model.description or "").strip():
             raise MocoError(f"models[{i}].description: {spec.key} routes by description; give every model one")
     for label, fingerprint in (("tokenizer", tokenizer_fingerprint), ("architecture", architecture_of)):
@@ -82,6 +111,25 @@ def check_pool(config: RunConfig, spec: MethodSpec, registry: Registry) -> None:
                 f"models[{second}].path: {spec.key} needs the same {label} as models[{first}], "
                 f"but {config.models[second].path} differs"
             )
+
+
+def check_weight_files_of(path: str) -> None:
+    """Refuse a local model folder whose safetensors files are random or truncated."""
+    folder = Path(path).expanduser()
+    if folder.is_dir():
+        check_weight_files(folder)
+
+
+def check_context(config: RunConfig, i: int) -> None:
+    """Refuse ``max_new_tokens`` beyond the positions a local model has (from its config.json)."""
+    folder = Path(config.models[i].path).expanduser()
+    limit = context_length(folder) if folder.is_dir() else None
+    wanted = config.generation.max_new_tokens
+    if limit is not None and wanted > limit:
+        raise MocoError(
+            f"generation.max_new_tokens: {wanted} is beyond the context of models[{i}] "
+            f"({config.models[i].path} has {limit} positions); use at most {limit}"
+        )
 
 
 def load_dataset(source: DatasetConfig, registry: Registry) -> tuple[Dataset, ScorerSpec]:
@@ -109,6 +157,15 @@ def load_dataset(source: DatasetConfig, registry: Registry) -> tuple[Dataset, Sc
     for example in [*dataset.dev, *dataset.test]:
         example.prompt = scorer.prompt(example)
     return dataset, scorer
+
+
+def check_task_type(spec: MethodSpec, scorer: ScorerSpec) -> None:
+    """Refuse a method whose requirements the dataset's task type cannot meet (voting needs an extractor)."""
+    if spec.requirements.needs_extractor and scorer.extract is None:
+        raise MocoError(
+            f"method: {spec.key} needs a task type with a definitive answer; "
+            f"{scorer.task_type!r} has no answer extractor"
+        )
 
 
 def check_device(device: str) -> None:
@@ -150,4 +207,5 @@ def plan_run(config: RunConfig, registry: Registry) -> RunPlan:
     for i, backend in enumerate(dict.fromkeys(m.backend for m in config.models)):
         import_implementation(f"models[{i}].backend", registry.backends[backend])
     dataset, scorer = load_dataset(config.dataset, registry)
+    check_task_type(spec, scorer)
     return RunPlan(config, spec, params, dataset, scorer)
