@@ -93,3 +93,14 @@ def test_needs_an_answer_extractor(fresh_cache_dir, tmp_path):
         result = cli.invoke(app, ["run", str(tmp_path / "c.yaml")])
     assert result.exit_code == 2
     assert "majority_vote needs a task type with a definitive answer" in result.output
+
+
+def test_default_tie_break_is_random_and_needs_no_dev_split(text):
+    from moco_methods_text.params import MajorityVoteParams
+
+    assert MajorityVoteParams().tie_break == "random"
+    models = text.pool({"a": "B", "b": "C"})
+    lines = text.ok("majority_vote", models, data=text.data(n_test=4, n_dev=0))
+    assert {line["vote"] for line in lines} <= {"B", "C"} and all(line["votes"] == {"B": 1, "C": 1} for line in lines)
+    refused = text.run("majority_vote", models, {"tie_break": "dev"}, data=text.data(n_dev=0), out="dev")
+    assert refused.exit_code == 2 and "no dev split" in refused.output

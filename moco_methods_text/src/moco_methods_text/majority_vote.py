@@ -22,7 +22,10 @@ class MajorityVote(Method):
             )
 
     def prepare(self) -> None:
-        self.ranking = self.ctx.dev_ranking() if self.params.tie_break == "dev" else self.ctx.pool.names
+        """Rank members on dev when there is a dev split (shared dev answers, and the run's dev-best
+        single model for comparison); only ``tie_break: dev`` requires one."""
+        dev = self.params.tie_break == "dev" or bool(self.ctx.dataset.dev)
+        self.ranking = self.ctx.dev_ranking() if dev else self.ctx.pool.names
 
     def _winner(self, example: Example, votes: Counter, first_voter: dict[str, int]) -> str:
         top = max(votes.values())
