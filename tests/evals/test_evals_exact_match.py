@@ -7,7 +7,13 @@ from fractions import Fraction
 import pytest
 
 from moco_core.types import Example
-from moco_evals.exact_match import answers_match, extract_exact_match, extract_final_answer, score_exact_match
+from moco_evals.exact_match import (
+    answers_match,
+    extract_exact_match,
+    extract_final_answer,
+    score_exact_match,
+    scorer_spec,
+)
 from moco_evals.latex import boxed_spans, last_boxed, unwrap_text_commands
 from moco_evals.normalize import format_number, normalize_answer, parse_number
 
@@ -264,7 +270,8 @@ def theoremqa(answer: str, answer_type: str) -> Example:
         (r"\boxed{1900}", "1960.0", "float", 1.0),
         (r"\boxed{3.0}", "3", "integer", 1.0),
         (r"\boxed{3.4}", "3", "integer", 0.0),
-        (r"\boxed{2^{24}}", "16777216", "integer", 1.0),
+        (r"\boxed{2^{24}}", "16777216", "integer", 0.0),  # an unevaluated expression for a plain number
+        (r"\boxed{16,777,216}", "16777216", "integer", 1.0),
         (r"\boxed{[1, 2]}", "[1, 2]", "list of integer", 1.0),
         (r"\boxed{(1, 2)}", "[1, 2]", "list of integer", 1.0),
         (r"\boxed{[2, 1]}", "[1, 2]", "list of integer", 1.0),
@@ -356,3 +363,83 @@ def test_reviewed_extraction_and_normalisation(output: str, gold: str, score: fl
 )
 def test_unit_words_are_a_whitelist(raw: str, expected: str) -> None:
     assert normalize_answer(raw) == expected
+
+
+def theoremqa_option(gold: str) -> Example:
+    return Example(0, "q0", "Which option?", gold, "exact_match", extra={"answer_type": "option"})
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        (r"So the answer is \box{75}.", "75"),
+        (r"\box{x^2 + 1}", "x^2 + 1"),
+        ("The answer is x = 5, since 2x = 10.", "5"),
+        ("The answer is 2 + 3 = 5.", "5"),
+        ("The answer is 5 (because 2x = 10).", "5"),
+        ("The answer is y = 7; indeed 2y = 14.", "7"),
+    ],
+)
+def test_toolkit_boxes_and_equations_after_an_answer_phrase(output: str, expected: str) -> None:
+    assert extract_final_answer(output) == expected
+
+
+@pytest.mark.parametrize(
+    ("output", "score"),
+    [
+        (r"the answer is (b): $2\theta^2$", 1.0),
+        (r"the answer is (b), $2\theta^2$", 1.0),
+        (r"The answer is (b) $2\theta^2$", 1.0),
+        (r"the answer is (c): $0.5\theta^{-1}$", 0.0),
+    ],
+)
+def test_option_letter_followed_by_a_colon_or_comma(output: str, score: float) -> None:
+    assert score_exact_match([theoremqa_option("(b)")], [output]) == [score]
+
+
+@pytest.mark.parametrize(
+    ("output", "gold", "score"),
+    [
+        (r"the final answer is $\sqrt[4]{12960000}$", "60", 0.0),
+        (r"\boxed{\dbinom{25}{2}}", "300", 0.0),
+        (r"\boxed{6 \times 50}", "300", 0.0),
+        (r"\boxed{300}", "300", 1.0),
+        (r"\boxed{\frac{1}{2}}", "0.5", 1.0),
+        (r"\boxed{-\dfrac{3}{4}}", "-0.75", 1.0),
+        (r"\boxed{0.75}", r"\frac{3}{4}", 1.0),
+        (r"\boxed{\sqrt{40}}", r"2\sqrt{10}", 1.0),
+    ],
+)
+def test_a_plain_number_gold_credits_only_plain_numbers(output: str, gold: str, score: float) -> None:
+    assert score_exact_match([example(gold)], [output]) == [score]
+
+
+@pytest.mark.parametrize(
+    ("output", "gold", "strict", "flexible"),
+    [
+        ("He has 3 bags left. So, John can make 90 small bags", "90", 0.0, 1.0),
+        (r"\boxed{90} bags in total.", "90", 1.0, 1.0),
+        ("The answer is 90. Check: 90 / 2 = 45.", "90", 1.0, 0.0),
+        ("The total is $1,250.", "1250", 1.0, 1.0),
+        ("It comes to 12 and then 7", "5", 0.0, 0.0),
+        (r"\boxed{Paris}", "Paris", 1.0, 1.0),
+        ("I think Paris is the answer, 2 times.", "Paris", 0.0, 0.0),
+    ],
+)
+def test_flexible_metric_takes_the_last_number_beside_the_strict_score(
+    output: str, gold: str, strict: float, flexible: float
+) -> None:
+    spec = scorer_spec()
+    assert spec.score([example(gold)], [output]) == [strict]
+    assert spec.extra_metrics is not None
+    assert spec.extra_metrics([example(gold)], [output]) == [{"flexible_accuracy": flexible}]
+
+
+def test_flexible_metric_never_credits_unscorable_items() -> None:
+    marked = Example(0, "q", "?", "7", "exact_match", extra={"unscorable": "no gold answer"})
+    spec = scorer_spec()
+    assert spec.extra_metrics is not None
+    assert spec.extra_metrics([marked, example(None)], ["7", "7"]) == [
+        {"flexible_accuracy": 0.0},
+        {"flexible_accuracy": 0.0},
+    ]

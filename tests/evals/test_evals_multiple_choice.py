@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from moco_core.types import Example
-from moco_evals.multiple_choice import choice_keys, extract_choice, gold_key, score_multiple_choice
+from moco_evals.multiple_choice import (
+    choice_conflict,
+    choice_keys,
+    extract_choice,
+    gold_key,
+    score_multiple_choice,
+    scorer_spec,
+)
 
 LETTERS = {"A": "Paris", "B": "London", "C": "A and B only", "D": "None of the above"}
 NUMBERS = {"1": "red", "2": "green", "3": "blue", "4": "yellow"}
@@ -302,3 +309,138 @@ def test_a_capital_opening_words_is_not_a_key(output: str, expected: str | None)
 )
 def test_one_word_options_match_their_word_forms(output: str, expected: str | None) -> None:
     assert extract_choice(example("B", SCIENCEMETER), output) == expected
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("I believe it is D, not A", "D"),
+        ("I think it's C.", "C"),
+        ("Definitely D.", "D"),
+        ("I'd say B.", "B"),
+        ("It's B", "B"),
+        ("B, because London is the capital of England.", "B"),
+        ("Correct answer - B", "B"),
+        ("London is the capital of England, so B.", "B"),
+        ("Thus (C).", "C"),
+        ("It must be **D**, since neither city fits.", "D"),
+        ("I'm going with B", "B"),
+        ("B is my answer.", "B"),
+        ("B would be correct here.", "B"),
+        ("The best choice here is B.", "B"),
+        ("Hmm. Probably C, not D.", "C"),
+        ("It's B rather than A.", "B"),
+        ("Answer - D", "D"),
+        ("D it is.", "D"),
+        ("Going with D.", "D"),
+        ("I'm leaning towards D.", "D"),
+        ("Correct: D", "D"),
+        ("My pick: (D)", "D"),
+        ("=> D", "D"),
+        ("The answer is not A but D.", "D"),
+        ("D is the one.", "D"),
+        ("After weighing both cities, D.", "D"),
+    ],
+)
+def test_committed_phrasings(output: str, expected: str) -> None:
+    assert extract_choice(example(), output) == expected
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("the answer is A... no wait, it's B.", "B"),
+        ("The answer is (A). Hmm, actually I'd say C.", "C"),
+        ("Answer: D. On second thought, it is B.", "B"),
+        ("It's A. No wait, the answer is (D).", "D"),
+    ],
+)
+def test_self_correction_takes_the_last_committed_answer(output: str, expected: str) -> None:
+    assert extract_choice(example(), output) == expected
+
+
+ORGANS = {"A": "Liver", "B": "Heart", "C": "Kidney", "D": "Lung"}
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("The answer is the heart.", "B"),
+        ("It is the kidney, which filters blood.", "C"),
+        ("the lung", "D"),
+    ],
+)
+def test_option_text_preceded_by_the(output: str, expected: str) -> None:
+    assert extract_choice(example("B", ORGANS), output) == expected
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("It is a hard question.", None),
+        ("So A, B and C are all cities.", None),
+        ("It's not B.", None),
+        ("The options are A, B, C.", None),
+        ("Sequences: [V,H,D] and\n[V,O,D]", None),
+        ("The answer is B. Paris is not in England, so it is a trap.", "B"),
+    ],
+)
+def test_commitments_need_a_lone_key(output: str, expected: str | None) -> None:
+    assert extract_choice(example(), output) == expected
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "The answer is (C) Paris",
+        "**(C) Paris**",
+        r"\boxed{(C) Paris}",
+        "The answer is C: London.",
+        "Let me see.\nC) None of the above",
+    ],
+)
+def test_a_key_labelled_with_another_options_text_is_a_conflict(output: str) -> None:
+    assert extract_choice(example(), output) is None
+    assert choice_conflict(example(), output)
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("The answer is (B) London", "B"),
+        ("The answer is (B): London, the capital.", "B"),
+        ("The answer is B. Paris is in France.", "B"),
+        ("The answer is (C) because Paris and London both are.", "C"),
+    ],
+)
+def test_a_key_labelled_with_its_own_text_or_followed_by_prose_is_kept(output: str, expected: str) -> None:
+    assert extract_choice(example(), output) == expected
+    assert not choice_conflict(example(), output)
+
+
+YES_NO = {"A": "No", "B": "Yes", "C": "Maybe"}
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("The answer is (B) No.", None),
+        ("(A) Yes, because it holds", None),
+        ("The answer is (B) no doubt about it.", "B"),
+        ("The answer is (B): Yes, clearly", "B"),
+    ],
+)
+def test_a_short_option_text_labels_only_when_it_is_the_whole_label(output: str, expected: str | None) -> None:
+    assert extract_choice(example("B", YES_NO), output) == expected
+
+
+def test_conflicts_are_recorded_as_an_extra_metric() -> None:
+    spec = scorer_spec()
+    assert spec.extra_metrics is not None
+    outputs = ["The answer is (C) Paris", "The answer is (A) or (C)", "The answer is (C)."]
+    assert spec.extra_metrics([example()] * 3, outputs) == [
+        {"answer_conflict": 1.0},
+        {"answer_conflict": 1.0},
+        {"answer_conflict": 0.0},
+    ]
+    assert spec.score([example()] * 3, outputs) == [0.0, 0.0, 1.0]

@@ -99,3 +99,30 @@ def test_extract_for_voting_and_spec() -> None:
 def test_accents_and_hyphens_are_folded(prediction: str, gold: str) -> None:
     assert token_f1(prediction, gold) == 1.0
     assert score_f1_match([example(gold)], [rf"\boxed{{{prediction}}}"]) == [1.0]
+
+
+@pytest.mark.parametrize(
+    ("output", "answer", "accurate"),
+    [
+        ("The capital of Var is Toulon, a port city in the south of France.", ["Toulon"], 1.0),
+        ("The answer is Toulon, France.", "Toulon", 1.0),
+        ("It is Saint-Étienne.", ["Saint Etienne", "St Etienne"], 1.0),
+        ("The answer is Toulouse.", ["Toulon"], 0.0),
+        ("The answer is Toulonnais.", ["Toulon"], 0.0),
+        ("The answer is Toulon.", None, 0.0),
+        ("", ["Toulon"], 0.0),
+    ],
+)
+def test_alias_accuracy_credits_a_contained_gold_alias(output: str, answer: object, accurate: float) -> None:
+    spec = scorer_spec()
+    assert spec.metric == "f1"
+    assert spec.extra_metrics is not None
+    assert spec.extra_metrics([example(answer)], [output]) == [{"alias_accuracy": accurate}]
+
+
+def test_a_full_sentence_answer_keeps_partial_f1_but_full_alias_accuracy() -> None:
+    spec = scorer_spec()
+    output = "The capital of Var is Toulon, a port city in the south of France."
+    assert spec.extra_metrics is not None
+    assert 0.0 < spec.score([example(["Toulon"])], [output])[0] < 0.5
+    assert spec.extra_metrics([example(["Toulon"])], [output]) == [{"alias_accuracy": 1.0}]

@@ -41,6 +41,8 @@ class Requirements:
     same_tokenizer: bool = False
     same_architecture: bool = False
     descriptions: bool = False
+    needs_extractor: bool = False
+    """The method compares extracted answers (voting), so the task type must have an extractor."""
 
     def describe(self) -> str:
         parts = []
@@ -56,6 +58,8 @@ class Requirements:
             parts.append("same architecture")
         if self.descriptions:
             parts.append("descriptions")
+        if self.needs_extractor:
+            parts.append("answer extractor")
         return ", ".join(parts)
 
 
@@ -125,6 +129,10 @@ class ScorerSpec:
     ``ScoringConfig`` (or None outside a run), naming judge, reward and embedding models.
     ``metric`` names what the mean means; ``normalize`` says scores are not in [0, 1] and are
     min-max normalised before averaging across datasets (reward models).
+    ``extra_metrics(examples, outputs, options) -> list[dict[str, float]]`` gives secondary
+    per-item numbers beside the main score (lm-eval's flexible match, PopQA's alias accuracy, a
+    rate of conflicting answers); the runner writes each item's dict into its prediction line as
+    ``extra_scores`` and their means into ``metrics.json`` as ``score.extra``.
     """
 
     task_type: str
@@ -134,6 +142,7 @@ class ScorerSpec:
     metric: str = "accuracy"
     normalize: bool = False
     distribution: str = ""
+    extra_metrics: Callable[..., list[dict[str, float]]] | None = None
 
 
 @dataclass
@@ -141,13 +150,18 @@ class BackendSpec:
     """A generation backend; ``implementation`` is ``"module:Class"`` of a ``Backend``.
 
     ``local_paths`` says model paths are folders or hub ids that core checks and fingerprints;
-    a backend whose paths mean something else (an API model name) sets it to False.
+    a backend whose paths mean something else (an API model name) sets it to False. ``weights``
+    says the model's weights are in this process (per-step logits, merging, training); a remote
+    backend sets it to False and weight- and logit-level methods refuse it. ``options`` is
+    ``"module:Class"`` of the pydantic model that validates a model's ``backend_options``.
     """
 
     key: str
     implementation: str
     summary: str = ""
     local_paths: bool = True
+    weights: bool = True
+    options: str = ""
     distribution: str = ""
 
     def load(self) -> Any:

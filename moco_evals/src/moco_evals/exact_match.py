@@ -48,7 +48,13 @@ SHORT_RESPONSE_WORDS = 8
 # Two numbers joined as alternatives or a range ("14 or 15", "5 to 6") state no single answer.
 _ALTERNATIVES = re.compile(r"(?i)\d\s*(?:or|to|and|-|–)\s*\$?-?\d")
 _NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
-_OPTION_WITH_TEXT = re.compile(r"\(?([a-z])\)\s")
+_OPTION_WITH_TEXT = re.compile(r"\(?([a-z])\)[:,]?\s")
+# Where an explanation starts after an answer: "x = 5, since 2x = 10", "5 (because 2x = 10)".
+_EXPLANATION = re.compile(
+    r"(?i)(?:,\s*|\s*\(\s*|\s+)(?:since|because|as|given|where|which|so|thus|hence|therefore|from)\b|;\s"
+)
+# The last number of a response, for the flexible metric (lm-eval's gsm8k "flexible-extract").
+_LAST_NUMBER = re.compile(r"-?[$€£]?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 _TRUE_WORDS = frozenset({"true", "yes", "correct", "right", "t", "y"})
 _FALSE_WORDS = frozenset({"false", "no", "incorrect", "wrong", "f", "n"})
 
@@ -58,12 +64,14 @@ def _answer_fragment(text: str) -> str:
 
     A number followed by prose is the number ("1,000, which is plenty"), scaled by a scale word
     ("3 million"), but a number continued by "or", "times", "squared" ... is no final number and
-    the fragment is kept whole; a word answer ends at its first comma or "because"/"since".
+    the fragment is kept whole; a word answer ends at its first comma or "because"/"since".  An
+    equation chain keeps the value after its last "=", before any explanation: "x = 5, since
+    2x = 10" is 5.
     """
     fragment = text.lstrip(" \t\n*_").split("\n", 1)[0]
     fragment = _SENTENCE_END.split(fragment, 1)[0]
     if "=" in fragment:
-        fragment = fragment.rsplit("=", 1)[1]
+        fragment = _EXPLANATION.split(fragment, 1)[0].rsplit("=", 1)[-1]
     prose = _NUMBER_THEN_PROSE.fullmatch(fragment)
     if prose:
         word = prose.group(3).lower()
@@ -206,7 +214,10 @@ def answers_match(prediction: str | None, gold: Any, answer_type: str | None = N
 
     Cheap checks first: normalised strings, exact numbers, an option letter with its text;
     then the TheoremQA ``answer_type`` rules; last, symbolic equality (math-verify), only
-    when both sides are formulas that are not plain numbers.  A gold of None never matches.
+    when the gold is a formula: against a plain-number gold only a plain number (fractions and
+    decimals included) is an answer, so restating the question's expression
+    (``\\sqrt[4]{12960000}`` for 60, ``\\dbinom{25}{2}`` for 300) earns nothing.  A gold of None
+    never matches.
     """
     if prediction is None or gold is None:
         return False
@@ -226,7 +237,7 @@ def answers_match(prediction: str | None, gold: Any, answer_type: str | None = N
         verdict = _typed_match(prediction, normalized_prediction, normalized_gold, answer_type)
         if verdict is not None:
             return verdict
-    if parse_number(normalized_prediction) is not None and parse_number(normalized_gold) is not None:
+    if parse_number(normalized_gold) is not None:
         return False
     return math_equal(prediction.strip(), gold_text.strip())
 
@@ -253,6 +264,46 @@ def score_exact_match(examples: Sequence[Example], outputs: Sequence[str], optio
     return [float(example_matches(example, output)) for example, output in zip(examples, outputs, strict=True)]
 
 
+def last_number(text: str) -> str | None:
+    """The last number written in ``text`` (thousands separators and a currency sign allowed)."""
+    numbers = _LAST_NUMBER.findall(text or "")
+    return numbers[-1].replace("$", "").replace("€", "").replace("£", "").replace(" ", "") if numbers else None
+
+
+def flexible_match(example: Example, output: str) -> bool:
+    """lm-eval's flexible gsm8k filter: the response's last number equals a numeric gold.
+
+    Only for items whose gold is a plain number; a closing sentence such as "So, John can make
+    90 small bags" then counts even without a stated final answer.
+    """
+    if is_unscorable(example) or not _numeric_gold(example):
+        return False
+    gold = parse_number(normalize_answer(example.answer))
+    number = last_number(output)
+    return gold is not None and number is not None and parse_number(normalize_answer(number)) == gold
+
+
+def _numeric_gold(example: Example) -> bool:
+    answer = example.answer
+    return isinstance(answer, (str, int, float)) and parse_number(normalize_answer(answer)) is not None
+
+
+def extra_exact_match_metrics(
+    examples: Sequence[Example], outputs: Sequence[str], options: object = None
+) -> list[dict[str, float]]:
+    """``flexible_accuracy`` beside the strict score: for a numeric gold, whether the response's
+    last number equals it (lm-eval's flexible filter); any other item keeps its strict score, so
+    the mean covers every item."""
+    return [
+        {
+            "flexible_accuracy": float(
+                flexible_match(example, output) if _numeric_gold(example) else example_matches(example, output)
+            )
+        }
+        for example, output in zip(examples, outputs, strict=True)
+    ]
+
+
 def scorer_spec() -> ScorerSpec:
     """The ``exact_match`` task type: boxed final answer, normalised or symbolic comparison."""
     return ScorerSpec(
@@ -261,4 +312,5 @@ def scorer_spec() -> ScorerSpec:
         extract=extract_exact_match,
         score=score_exact_match,
         metric="accuracy",
+        extra_metrics=extra_exact_match_metrics,
     )

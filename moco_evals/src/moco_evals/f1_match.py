@@ -3,7 +3,9 @@
 Knowledge questions (PopQA, WikiDYK) have names for answers, stated with varying detail
 ("Toulon" vs "Toulon, France"), so partial overlap earns partial credit.  The answer is
 taken from a box or "the answer is" when the model states one, so the reasoning around it
-does not dilute the score; otherwise the whole response is compared.
+does not dilute the score; otherwise the whole response is compared.  Beside F1 (the
+paper's metric), ``alias_accuracy`` is the PopQA paper's accuracy: 1 when a gold alias
+appears in the answer, so a correct full-sentence answer shows as correct.
 """
 
 from __future__ import annotations
@@ -82,6 +84,16 @@ def best_f1(prediction: str, answer: Any) -> float:
     return max((token_f1(prediction, alias) for alias in gold_aliases(answer)), default=0.0)
 
 
+def contains_alias(prediction: str, answer: Any) -> bool:
+    """Whether some gold alias appears in ``prediction`` as whole words, after normalisation."""
+    haystack = f" {' '.join(answer_tokens(prediction))} "
+    for alias in gold_aliases(answer):
+        needle = " ".join(answer_tokens(alias))
+        if needle and f" {needle} " in haystack:
+            return True
+    return False
+
+
 def extract_f1_answer(output: str) -> str:
     """The stated answer: the last box, else the text after the last "the answer is" /
     "Final answer:" up to the end of its line and sentence, else the whole response."""
@@ -114,6 +126,16 @@ def score_f1_match(examples: Sequence[Example], outputs: Sequence[str], options:
     ]
 
 
+def alias_metrics(
+    examples: Sequence[Example], outputs: Sequence[str], options: object = None
+) -> list[dict[str, float]]:
+    """``alias_accuracy`` per item: the stated answer contains a gold alias (PopQA's accuracy)."""
+    return [
+        {"alias_accuracy": float(not is_unscorable(e) and contains_alias(extract_f1_answer(o), e.answer))}
+        for e, o in zip(examples, outputs, strict=True)
+    ]
+
+
 def scorer_spec() -> ScorerSpec:
     """The ``f1_match`` task type: boxed answer, token F1 against the best alias."""
     return ScorerSpec(
@@ -122,4 +144,5 @@ def scorer_spec() -> ScorerSpec:
         extract=extract_f1_match,
         score=score_f1_match,
         metric="f1",
+        extra_metrics=alias_metrics,
     )

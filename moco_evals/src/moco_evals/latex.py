@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-_BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+_BOX = re.compile(r"\\(?:boxed|fbox|box)(?![A-Za-z])")
 _WRAPPERS = ("text", "textbf", "textit", "textrm", "textsf", "texttt", "mathrm", "mathbf", "mathit", "mbox", "emph")
 _WRAPPER = re.compile(r"\\(?:" + "|".join(_WRAPPERS) + r")(?![A-Za-z])\s*(?=\{)")
 
@@ -57,7 +57,9 @@ def _closing_braces(text: str) -> dict[int, int]:
 
 
 def boxed_spans(text: str) -> list[tuple[int, str]]:
-    """Every balanced ``\\boxed{...}`` / ``\\fbox{...}`` as (position, content), in text order.
+    """Every balanced ``\\boxed{...}`` / ``\\fbox{...}`` / ``\\box{...}`` as (position, content), in text order.
+
+    ``\\box{}`` is what the original toolkit's prompts ask for, so its outputs use it.
 
     ``\\boxed 5`` (no braces) is accepted too; unbalanced boxes are skipped.  Linear in the
     text length, so a degenerate generation full of open boxes stays cheap.

@@ -111,14 +111,18 @@ def math_equal(prediction: str, gold: str) -> bool:
 
 
 def numeric_value(text: str) -> float | None:
-    """The value of a closed-form number such as ``\\frac{\\pi}{6}`` or ``2\\sqrt{3}``, or None.
+    """The value of an irrational closed-form number such as ``\\frac{\\pi}{6}`` or ``2\\sqrt{3}``, or None.
 
     For answers compared with a tolerance (TheoremQA floats) when the model kept the exact form.
+    A rational value can be written as a plain number, so an expression for one
+    (``\\sqrt[4]{12960000}``, ``\\dbinom{25}{2}``) is an unfinished answer and has none.
     """
     if not looks_mathematical(text) or _math_verify() is None:
         return None
     for parsed in _parse(text):
         try:
+            if getattr(parsed, "is_rational", None):
+                return None
             if getattr(parsed, "is_number", False) and getattr(parsed, "is_real", False):
                 value = float(parsed.evalf())
                 if math.isfinite(value):

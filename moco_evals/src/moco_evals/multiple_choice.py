@@ -11,6 +11,13 @@ non-empty line ("Therefore, **C**.") is a statement too.  Lines that merely rest
 "isn't", "rather than" or "instead of" is not an answer; "the answer is (A) or (C)" is a
 conflict and chooses nothing.  A one-word option also matches its simple word forms
 ("refuted" for "refute").
+
+A key right after a committing phrase ("it's C", "I'd say B.", "Definitely D.", "..., so B.")
+is a statement too, which makes a self-correction ("the answer is A... no wait, it's B.") end
+on its last committed answer; so is a key that closes the last line after a comma or colon.
+A key labelled with another option's text ("(C) <text of D>") is a conflict: it chooses
+nothing, and ``choice_conflict`` (the ``answer_conflict`` extra metric) records it.  Option
+text is compared without a leading "the".
 """
 
 from __future__ import annotations
@@ -30,8 +37,8 @@ DEFAULT_KEYS = ("A", "B", "C", "D", "E")
 _MARKERS = "([{*$\"'`"
 _CLOSERS = ")]}*"
 _EXPLICIT_PHRASE = re.compile(
-    r"(?i)\b(?:(?:final|correct|best|right)\s+)?(?:answer|option|choice)\b\**\s*"
-    r"(?:(?:is|would\s+be|should\s+be|must\s+be|will\s+be)\b\s*[:：]?|[:：=])"
+    r"(?i)\b(?:(?:final|correct|best|right)\s+)?(?:answer|option|choice)\b(?:\s+here)?\**\s*"
+    r"(?:(?:is|would\s+be|should\s+be|must\s+be|will\s+be)\b\s*[:：]?|[:：=]|[-–—](?=\s))"
 )
 _WINDOW = 2000
 _CONFLICT = "\0conflict"
@@ -42,6 +49,25 @@ _NEGATION = re.compile(
 _DECISION_PHRASE = re.compile(
     r"(?i)\bI(?:['’]ll|\s+will|['’]d|\s+would|\s+)\s*(?:go\s+with|choose|pick|select|opt\s+for)\b\s*:?"
 )
+# Phrases that commit to whatever key follows them directly ("I'd say B.", "it's C", "so D.").
+_COMMITMENT = (
+    r"(?:(?i:\b(?:it['’]s|it\s+(?:is|must\s+be|should\s+be|would\s+be|has\s+to\s+be)|must\s+be|has\s+to\s+be|"
+    r"(?:I['’]m\s+)?going\s+with|(?:I['’]d\s+|I['’]m\s+|I\s+)?lean(?:ing|s)?\s+(?:towards?|to)|"
+    r"(?:I['’]d|I\s+would|I['’]ll|I\s+will|I)\s+(?:say|go\s+with|choose|pick|select|opt\s+for)|"
+    r"definitely|probably|likely|clearly|surely|so|thus|therefore|hence))\b|=>|⇒|→)[ \t:,]*"
+)
+# A labelled result that is not called an answer: "Correct: C", "My pick: B", "Verdict: A".
+_LABEL_PHRASE = re.compile(r"(?i)\b(?:correct|result|verdict|pick|selection|conclusion)\**\s*[:：]")
+# What may follow a committed key: the end of a clause, or a reason or contrast.
+_COMMITMENT_END = (
+    r"(?=[.!;,]|[ \t]*(?:\n|$)|[ \t]+(?i:not|rather|instead|because|since|as|but|over|"
+    r"is\s+(?:the\s+)?(?:correct|right|best|answer))\b)"
+)
+# Between a key and the option text it is labelled with: "(C) text", "C: text", "**C** - text".
+_LABEL_GAP = re.compile(r"(?:[)\]]\**|\*\*)[ \t]*(?:[:,\-–—][ \t]*)?|[ \t]*[:\-–—][ \t]*")
+# Where a short option text ends when it is a label's whole text: "(C) No." but not "(C) no doubt".
+_LABEL_END = re.compile(r"$|[,.;:)!?]|\s+(?:because|since|as|[-–—])(?:\s|$)")
+_CLOSED_LABEL_GAP = re.compile(r"\**[ \t]*(?:[:,\-–—][ \t]*)?")
 _CONCLUSION = re.compile(
     r"(?i)^[ \t>#*-]*(?:(?:so|thus|therefore|hence|overall|in\s+conclusion|finally|final)\b[,:]?\s*)+"
 )
@@ -66,6 +92,10 @@ class _KeyPatterns:
     bold: re.Pattern[str]
     final_key: re.Pattern[str]
     alternative: re.Pattern[str]
+    commitment: re.Pattern[str]
+    listed: re.Pattern[str]
+    trailing: re.Pattern[str]
+    list_end: re.Pattern[str]
 
 
 @lru_cache(maxsize=64)
@@ -82,7 +112,7 @@ def _patterns(keys: tuple[str, ...]) -> _KeyPatterns:
     ]
     if not numeric:
         weak.append((re.compile(rf"(?<![^\s]){key}[)\]]"), False))
-        weak.append((re.compile(rf"(?m)^[ \t>#*-]*{key}[.:](?:\s|$)"), False))
+        weak.append((re.compile(rf"(?m)^[ \t>#*-]*{key}(?:[.:,]|[ \t]+[-–—])(?:\s|$)"), False))
     return _KeyPatterns(
         by_upper={k.upper(): k for k in keys},
         exact=frozenset(keys) | {k.upper() for k in keys},
@@ -91,17 +121,23 @@ def _patterns(keys: tuple[str, ...]) -> _KeyPatterns:
         ),
         reversed_claim=re.compile(
             rf"(?P<lead>(?i:(?:option|choice)\s+)?[(\[]?){key}(?P<close>[)\]]?)\**\s+"
-            r"(?i:is\s+(?:the\s+)?(?:correct|right|best)\b)"
+            r"(?i:(?:is|would\s+be|must\s+be|should\s+be|seems|appears)\s+(?:to\s+be\s+)?(?:the\s+|my\s+)?"
+            r"(?:(?:most\s+)?(?:correct|right|best|accurate|appropriate|likely)|(?:final\s+)?answer|one)\b"
+            r"|it\s+is\s*[.!]?\s*$)"
         ),
         weak=tuple(weak),
         fragment_start=re.compile(rf"[(\[]?\s*{key}\s*[)\].:]"),
         restated=re.compile(rf"(?m)^[ \t>#*-]*[(\[]?\s*{key}\s*[)\].:][ \t]*(?P<rest>[^\n]*)$"),
         bold=re.compile(rf"\*\*\s*[(\[]?\s*{key}\s*(?:[)\].:]|\*\*)"),
         final_key=re.compile(
-            rf"(?i:\b(?:is|it['’]s|be|probably|likely|definitely|clearly|say|pick|choose|with))\s+"
+            rf"(?i:\b(?:is|it['’]s|be|but|probably|likely|definitely|clearly|say|pick|choose|with))\s+"
             rf"(?P<lead>[(\[*_]*){key}[)\]*_]*[.!]?\s*$"
         ),
         alternative=re.compile(r"^[)\]*_]*\s*,?\s*(?i:or|and/or|/|and)\s+"),
+        commitment=re.compile(rf"{_COMMITMENT}(?P<lead>[(\[*_]*){key}(?P<close>[)\]*_]*){_COMMITMENT_END}"),
+        listed=re.compile(rf"[ \t]*(?:,|/|(?i:and|or)\b)[ \t]*(?i:(?:and|or)[ \t]+)?[(\[*]*{key}"),
+        trailing=re.compile(rf"[,:：][ \t]+(?P<lead>[(\[]?\**){key}(?P<close>\**[)\]]?)[.!]?[ \t]*$"),
+        list_end=re.compile(rf"{key}[)\]*_]*[ \t]*$"),
     )
 
 
@@ -113,7 +149,8 @@ def choice_keys(example: Example) -> tuple[str, ...]:
 def _plain(text: str) -> str:
     """Option text reduced for comparison: case, markup, punctuation at the ends, spacing."""
     text = unwrap_text_commands(text).replace("**", "")
-    return " ".join(text.lower().split()).strip(_FRAGMENT_JUNK)
+    text = " ".join(text.lower().split()).strip(_FRAGMENT_JUNK)
+    return text[4:] if text.startswith("the ") else text
 
 
 def _negated(before: str) -> bool:
@@ -161,6 +198,22 @@ def _option_opening(text: str, options: dict[str, str]) -> str | None:
     return keys[0] if len(keys) == 1 else None
 
 
+def _labelled(key: str, after: str, options: dict[str, str], closed: bool = False) -> str:
+    """``key``, or a conflict when the text it labels is another option's ("(C) <text of D>")."""
+    gap = (_CLOSED_LABEL_GAP if closed else _LABEL_GAP).match(after)
+    if gap is None or not options:
+        return key
+    rest = _plain(after[gap.end() :].split("\n", 1)[0])
+    own = _plain(options.get(key, ""))
+    if not rest or (own and re.match(rf"{re.escape(own)}(?![a-z0-9])", rest)):
+        return key
+    other = _option_opening(rest, options)
+    if other is None or other == key:
+        return key
+    tail = rest[len(_plain(options[other])) :]
+    return _CONFLICT if _LABEL_END.match(tail) or len(_plain(options[other]).split()) >= 3 else key
+
+
 def _key_from_fragment(fragment: str, table: _KeyPatterns, options: dict[str, str], prefix: bool = True) -> str | None:
     """The key when ``fragment`` is the whole answer: a key (any case), the option's text, or
     (with ``prefix``) "B) text"."""
@@ -173,7 +226,8 @@ def _key_from_fragment(fragment: str, table: _KeyPatterns, options: dict[str, st
     if by_text is not None or not prefix:
         return by_text
     start = table.fragment_start.match(text)
-    return table.by_upper.get(start.group("key").upper()) if start else None
+    key = table.by_upper.get(start.group("key").upper()) if start else None
+    return _labelled(key, text[start.end() :], options, closed=True) if key is not None and start else key
 
 
 def _after_phrase(rest: str, table: _KeyPatterns, options: dict[str, str]) -> str | None:
@@ -197,7 +251,7 @@ def _after_phrase(rest: str, table: _KeyPatterns, options: dict[str, str]) -> st
         other_key = _phrase_key(other, table) if other is not None else None
         if other_key is not None and other_key != key:
             return _CONFLICT
-    return key
+    return _labelled(key, line[match.end() :], options)
 
 
 def _phrase_key(match: re.Match[str], table: _KeyPatterns) -> str | None:
@@ -213,7 +267,7 @@ def _explicit_choices(text: str, table: _KeyPatterns, options: dict[str, str]) -
         key = _key_from_fragment(content, table, options)
         if key is not None:
             found.append((start, key))
-    for phrases in (_EXPLICIT_PHRASE, _DECISION_PHRASE):
+    for phrases in (_EXPLICIT_PHRASE, _DECISION_PHRASE, _LABEL_PHRASE):
         for phrase in phrases.finditer(text):
             key = _after_phrase(text[phrase.end() : phrase.end() + _WINDOW], table, options)
             if key is not None:
@@ -223,6 +277,11 @@ def _explicit_choices(text: str, table: _KeyPatterns, options: dict[str, str]) -
         key = _key_from_match(claim, table, marked)
         if key is not None and not _negated(text[: claim.start()]):
             found.append((claim.start(), key))
+    for commitment in table.commitment.finditer(text):
+        marked = bool(commitment.group("lead").strip() or commitment.group("close").strip())
+        key = _key_from_match(commitment, table, marked)
+        if key is not None and _paired(commitment) and table.listed.match(text, commitment.end()) is None:
+            found.append((commitment.start(), _labelled(key, text[commitment.end("key") :], options)))
     last = _last_line_choice(text, table, options)
     if last is not None:
         found.append(last)
@@ -240,7 +299,8 @@ def _content_lines(text: str) -> list[tuple[int, str]]:
 
 
 def _last_line_choice(text: str, table: _KeyPatterns, options: dict[str, str]) -> tuple[int, str] | None:
-    """A bold or standalone key (or the option's text) on the last non-empty line."""
+    """A bold or standalone key (or the option's text) on the last non-empty line, or a key that
+    closes it after a comma or colon ("After weighing both, C.")."""
     lines = _content_lines(text)
     if not lines:
         return None
@@ -254,11 +314,23 @@ def _last_line_choice(text: str, table: _KeyPatterns, options: dict[str, str]) -
     for match in table.bold.finditer(line):
         key = _key_from_match(match, table, True)
         if key is not None and not _negated(line[: match.start()]):
-            bolds.setdefault(key, match.start())
+            bolds.setdefault(_labelled(key, line[match.end("key") :], options), match.start())
     if len(bolds) == 1:
         key, at = next(iter(bolds.items()))
         return (start + at, key)
+    trailing = table.trailing.search(line)
+    if trailing is not None and _paired(trailing) and table.list_end.search(line[: trailing.start()]) is None:
+        marked = bool(trailing.group("lead").strip() or trailing.group("close").strip())
+        key = _key_from_match(trailing, table, marked)
+        if key is not None and not _negated(line[: trailing.start("key")]):
+            return (start + trailing.start(), key)
     return None
+
+
+def _paired(match: re.Match[str]) -> bool:
+    """Whether a key's opening and closing marks pair up: "(C)" and "C" do, "C]" does not."""
+    lead, close = match.group("lead"), match.group("close")
+    return ("(" in lead) == (")" in close) and ("[" in lead) == ("]" in close)
 
 
 def _without_restated_options(text: str, table: _KeyPatterns, options: dict[str, str]) -> tuple[str, str | None]:
@@ -285,13 +357,13 @@ def _without_restated_options(text: str, table: _KeyPatterns, options: dict[str,
     return text, final
 
 
-def _first_mention(text: str, table: _KeyPatterns) -> str | None:
+def _first_mention(text: str, table: _KeyPatterns, options: dict[str, str]) -> str | None:
     mentions: list[tuple[int, str]] = []
     for pattern, marked in table.weak:
         for match in pattern.finditer(text):
             key = _key_from_match(match, table, marked)
             if key is not None and not _negated(text[: match.start("key")]):
-                mentions.append((match.start("key"), key))
+                mentions.append((match.start("key"), _labelled(key, text[match.end("key") :], options)))
                 break
     return min(mentions)[1] if mentions else None
 
@@ -314,8 +386,8 @@ def _quoted_option(text: str, options: dict[str, str]) -> str | None:
     return distinct[0] if len(distinct) == 1 else None
 
 
-def extract_choice(example: Example, output: str) -> str | None:
-    """The option key that ``output`` chose, as written in ``example.choices``, or None."""
+def _choose(example: Example, output: str) -> str | None:
+    """The chosen key, ``_CONFLICT`` when the output states contradictory choices, or None."""
     if not output or not output.strip():
         return None
     table = _patterns(choice_keys(example))
@@ -328,9 +400,20 @@ def extract_choice(example: Example, output: str) -> str | None:
     if restated_last is not None:
         explicit.append((len(text), restated_last))
     if explicit:
-        key = max(explicit)[1]
-        return None if key == _CONFLICT else key
-    return _first_mention(text, table) or _quoted_option(text, options)
+        return max(explicit)[1]
+    return _first_mention(text, table, options) or _quoted_option(text, options)
+
+
+def extract_choice(example: Example, output: str) -> str | None:
+    """The option key that ``output`` chose, as written in ``example.choices``, or None."""
+    key = _choose(example, output)
+    return None if key == _CONFLICT else key
+
+
+def choice_conflict(example: Example, output: str) -> bool:
+    """Whether ``output`` states contradictory choices: "(A) or (C)", or a key labelled with
+    another option's text ("(C) <text of D>"); such an output chooses nothing."""
+    return _choose(example, output) == _CONFLICT
 
 
 def gold_key(example: Example) -> str | None:
@@ -359,6 +442,14 @@ def score_multiple_choice(examples: Sequence[Example], outputs: Sequence[str], o
     return scores
 
 
+def conflict_metrics(
+    examples: Sequence[Example], outputs: Sequence[str], options: object = None
+) -> list[dict[str, float]]:
+    """``answer_conflict`` per item (1.0 when the output chose contradictory options), so the
+    conflicts that scored 0 stay visible in the predictions and as a rate in ``metrics.json``."""
+    return [{"answer_conflict": float(choice_conflict(e, o))} for e, o in zip(examples, outputs, strict=True)]
+
+
 def scorer_spec() -> ScorerSpec:
     """The ``multiple_choice`` task type: lettered options, the chosen key against the gold key."""
     return ScorerSpec(
@@ -367,4 +458,5 @@ def scorer_spec() -> ScorerSpec:
         extract=extract_choice,
         score=score_multiple_choice,
         metric="accuracy",
+        extra_metrics=conflict_metrics,
     )

@@ -1,4 +1,10 @@
-"""Prompt routing: a router model reads numbered model descriptions and names one model."""
+"""Prompt routing: a router model reads numbered model descriptions and names one model.
+
+The router is asked to end with a strict final line, "Model k", and that line decides.  A reply
+without one is read for mentions: "Model 2.5" is not model 2, a negated mention ("not Model 1",
+"Model 1 is not suited") is not a choice, and only an unambiguous remainder counts; anything
+else falls back to the dev-best model (the method says so in ``route_parsed``).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,21 @@ from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, Prediction
 
-MODEL_NUMBER = re.compile(r"\bmodel\s*#?\s*(\d+)", re.IGNORECASE)
-BARE_NUMBER = re.compile(r"\b(\d+)\b")
+_NUMBER = r"#?\s*(?P<number>\d+)(?![\d]|[.,]\d)"
+MODEL_MENTION = re.compile(rf"(?i)\bmodel\s*{_NUMBER}")
+FINAL_LINE = re.compile(
+    rf"(?i)^[\s*_`>#-]*(?:(?:final\s+)?(?:answer|choice|selection|decision|model)\s*[:：-]\s*)?[*_`]*"
+    rf"(?:model\s*)?{_NUMBER}[*_`]*[\s.!]*$"
+)
+_NEGATED_BEFORE = re.compile(
+    r"(?i)(?:\bnot|n['’]t|\bnever|\bno|\brather\s+than|\binstead\s+of|\bavoid(?:ing)?|\bexcept|\bover|\bthan)"
+    r"\s*(?:\b(?:use|choose|pick|select|go\s+with|the)\s+)?[*_`\"']*$"
+)
+_NEGATED_AFTER = re.compile(
+    r"(?i)^[*_`\"']*\s*(?:is\s+not|isn['’]t|is\s+(?:less|worse|weaker|poorly|unsuited|unsuitable|wrong)|"
+    r"(?:would|should|does|could|will)\s*(?:not|n['’]t)|(?:won|can)['’]t|cannot|lacks)\b"
+)
+_CLAUSE = re.compile(r"[.;!?\n]")
 
 
 def routing_prompt(query: str, descriptions: list[str]) -> str:
@@ -17,7 +36,8 @@ def routing_prompt(query: str, descriptions: list[str]) -> str:
     return (
         "Choose the model best suited to answer the query below.\n\n"
         f"{listing}\n\nQuery:\n{query}\n\n"
-        "Reply only with the chosen model, as 'Model k'."
+        f"End your reply with one final line that names exactly one model, written as 'Model k' "
+        f"(k from 1 to {len(descriptions)}), and nothing else on that line."
     )
 
 
@@ -28,16 +48,48 @@ def query_text(example: Example) -> str:
     return f"{example.question}\n{options}"
 
 
-def parse_choice(reply: str, names: list[str]) -> int | None:
-    """The 0-based model index a router reply names, or None when it names none."""
-    for pattern in (MODEL_NUMBER, BARE_NUMBER):
-        for match in pattern.finditer(reply):
-            number = int(match.group(1))
-            if 1 <= number <= len(names):
-                return number - 1
+def _final_line(reply: str, count: int) -> int | None:
+    lines = [line for line in reply.splitlines() if line.strip()]
+    if not lines:
+        return None
+    match = FINAL_LINE.match(lines[-1])
+    number = int(match.group("number")) if match else 0
+    return number - 1 if 1 <= number <= count else None
+
+
+def _negated(reply: str, start: int, end: int) -> bool:
+    """Whether the mention at ``reply[start:end]`` is ruled out within its own clause."""
+    clause_start = max((m.end() for m in _CLAUSE.finditer(reply, 0, start)), default=0)
+    before = reply[max(clause_start, start - 60) : start]
+    return bool(_NEGATED_BEFORE.search(before) or _NEGATED_AFTER.match(reply[end : end + 40]))
+
+
+def _mentions(reply: str, names: list[str]) -> list[int]:
+    """The 0-based indices of the models a reply names and does not rule out, in text order."""
+    found: list[tuple[int, int]] = []
+    for match in MODEL_MENTION.finditer(reply):
+        number = int(match.group("number"))
+        if 1 <= number <= len(names) and not _negated(reply, match.start(), match.end()):
+            found.append((match.start(), number - 1))
     lowered = reply.lower()
-    mentioned = [(lowered.find(name.lower()), i) for i, name in enumerate(names) if name.lower() in lowered]
-    return min(mentioned)[1] if mentioned else None
+    for index, name in enumerate(names):
+        for match in re.finditer(rf"(?<![\w-]){re.escape(name.lower())}(?![\w-])", lowered):
+            if not _negated(reply, match.start(), match.end()):
+                found.append((match.start(), index))
+    return [index for _, index in sorted(found)]
+
+
+def parse_choice(reply: str, names: list[str]) -> int | None:
+    """The 0-based model index a router reply chooses, or None when it chooses none clearly.
+
+    The strict final line ("Model k", or a bare k) wins; otherwise the one model the reply names
+    without ruling it out; several different models named that way choose none.
+    """
+    final = _final_line(reply, len(names))
+    if final is not None:
+        return final
+    chosen = set(_mentions(reply, names))
+    return chosen.pop() if len(chosen) == 1 else None
 
 
 class PromptRouting(Method):
