@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from moco_core.cli import app
 from moco_core.plugins import get_registry
+from moco_core.testing import ScriptedTaskTypesPlugin, registered_plugin
 
 cli = CliRunner()
 
@@ -89,3 +90,36 @@ def test_registered_dataset_by_key(tmp_path, bench_dir, monkeypatch):
     result = cli.invoke(app, ["score", "--dataset", "gsm8k", str(predictions)])
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == "gsm8k test: mean 1.0000 count 3"
+
+
+def test_second_metrics_are_printed_before_the_mean_and_written_per_item(tmp_path):
+    items = [{"id": str(i), "input": f"question {i}", "output": "42"} for i in range(3)]
+    data = tmp_path / "arith.json"
+    data.write_text(json.dumps({"name": "arith", "task_type": "exact_match", "dev": [], "test": items}))
+    outputs = ["The answer is \\boxed{42}.", "The answer is \\boxed{41}. Oops, it is 42", "I got 42 but \\boxed{41}"]
+    predictions = write_lines(tmp_path, [{"index": i, "output": o} for i, o in enumerate(outputs)])
+    out = tmp_path / "scores.jsonl"
+    result = cli.invoke(app, ["score", "--data", str(data), str(predictions), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines() == [
+        "arith test: flexible_accuracy 0.6667",
+        "arith test: mean 0.3333 count 3",
+    ]
+    scores = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(s["score"], s["extra_scores"]["flexible_accuracy"]) for s in scores] == [
+        (1.0, 1.0),
+        (0.0, 1.0),
+        (0.0, 0.0),
+    ]
+
+
+def test_a_task_type_without_second_metrics_prints_only_the_mean(tmp_path):
+    data = tmp_path / "free.json"
+    data.write_text(
+        json.dumps({"name": "free", "task_type": "free", "dev": [], "test": [{"input": "q", "output": "x"}]})
+    )
+    predictions = write_lines(tmp_path, [{"index": 0, "output": "x"}])
+    with registered_plugin(ScriptedTaskTypesPlugin(), "tt"):
+        result = cli.invoke(app, ["score", "--data", str(data), str(predictions)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines() == ["free test: mean 1.0000 count 1"]

@@ -8,9 +8,9 @@ the pool, the dataset, its validated parameters and helpers for scoring, merging
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -18,6 +18,9 @@ from moco_core.errors import MissingCapabilityError, MocoError
 from moco_core.pool import ModelPool
 from moco_core.registry import ScorerSpec
 from moco_core.types import Dataset, Example, Generation, GenerationSettings, MergeJob, Prediction, TrainingJob
+
+if TYPE_CHECKING:
+    from moco_core.validation import RunPlan
 
 
 @dataclass
@@ -95,9 +98,21 @@ class MethodContext:
         return result
 
     def train(self, job: TrainingJob) -> str:
+        """Run a training job through the hook; returns a folder usable as a pool ``path``.
+
+        Device and dtype left "auto" follow the run's hardware.  The job's summary (steps,
+        final loss, seconds) goes into ``metrics["training"]`` and its log into ``work_dir``.
+        """
+        from moco_core.training import record_training
+
+        if job.device == "auto":
+            job = replace(job, device=self.pool.device())
+        if job.dtype == "auto":
+            job = replace(job, dtype=self.pool.dtype())
         result = self.hook.moco_train(job=job)
         if result is None:
             raise MissingCapabilityError("no installed plugin implements training (moco_train)")
+        self.metrics.setdefault("training", []).append(record_training(result, self.work_dir))
         return result
 
 
@@ -112,6 +127,17 @@ class Method:
     def __init__(self, ctx: MethodContext) -> None:
         self.ctx = ctx
         self.params = ctx.params
+
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        """Refuse a run this method cannot do, before any model loads; the default refuses nothing.
+
+        ``plan_run`` calls it for ``moco validate`` and ``moco run`` alike, after the spec's
+        ``Requirements`` passed, so a check that lives here is one that ``validate`` reports too.
+        It sees what the plan knows: ``plan.params``, ``plan.config.models`` (names, paths,
+        backends, descriptions), ``plan.dataset`` (splits, task type) and ``plan.scorer``.
+        Raise ``MocoError`` with one line naming the field at fault.
+        """
 
     def prepare(self) -> None:
         """Dev-split work; the default does nothing."""

@@ -15,6 +15,7 @@ from moco_core.config import DatasetConfig, RunConfig, format_validation_error
 from moco_core.data import limit_dataset, load_registered, load_user_data
 from moco_core.errors import MocoError
 from moco_core.models import adapter_base, architecture_of, check_model_path, tokenizer_fingerprint
+from moco_core.official import install_hint
 from moco_core.registry import BackendSpec, MethodSpec, Registry, ScorerSpec, import_object
 from moco_core.types import Dataset
 from moco_core.weights_check import check_weight_files, context_length
@@ -30,6 +31,11 @@ class RunPlan:
     dataset: Dataset
     scorer: ScorerSpec
 
+    @property
+    def pool_names(self) -> list[str]:
+        """Member names in pool order, as ``ModelPool.names`` will give them."""
+        return [model.name for model in self.config.models]
+
 
 def suggest(name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
@@ -38,7 +44,8 @@ def suggest(name: str, known: list[str]) -> str:
 
 def resolve_method(registry: Registry, key: str) -> MethodSpec:
     if key not in registry.methods:
-        raise MocoError(f"method: unknown method {key!r}{suggest(key, list(registry.methods))}")
+        hint = install_hint("method", key) or suggest(key, list(registry.methods))
+        raise MocoError(f"method: unknown method {key!r}{hint}")
     return registry.methods[key]
 
 
@@ -46,12 +53,15 @@ def validate_params(spec: MethodSpec, params: dict) -> BaseModel:
     try:
         return spec.params.model_validate(params)
     except ValidationError as exc:
-        raise MocoError(format_validation_error(exc, "params")) from None
+        raise MocoError(format_validation_error(exc, "params", spec.params)) from None
 
 
 def needs_weights(spec: MethodSpec) -> bool:
-    """Logit- and weight-level methods read per-step logits or weights; text-level methods that train
-    fine-tune the pool's own models. API-level training (a router's classifier) needs neither."""
+    """``Requirements.local_weights`` when the method says; else logit- and weight-level methods (per-step
+    logits, weights) and text-level methods that train (they fine-tune the pool's own models). API-level
+    training (a router's classifier) needs neither."""
+    if spec.requirements.local_weights is not None:
+        return spec.requirements.local_weights
     return spec.level in ("logit", "weight") or (spec.trains and spec.level == "text")
 
 
@@ -142,7 +152,8 @@ def load_dataset(source: DatasetConfig, registry: Registry) -> tuple[Dataset, Sc
         spec = registry.datasets.get(source.name)
         if spec is None:
             known = list(registry.datasets)
-            raise MocoError(f"dataset.name: unknown dataset {source.name!r}{suggest(source.name, known)}")
+            hint = install_hint("dataset", source.name) or suggest(source.name, known)
+            raise MocoError(f"dataset.name: unknown dataset {source.name!r}{hint}")
         dataset = load_registered(spec, source.source, source.data_dir, source.split_seed)
         dataset.name, dataset.domain = spec.key, dataset.domain or spec.domain
         dataset.group_by = dataset.group_by or spec.group_by
@@ -197,6 +208,13 @@ def import_implementation(label: str, spec: MethodSpec | BackendSpec) -> None:
         ) from None
 
 
+def check_method(plan: RunPlan) -> None:
+    """The method's own plan-time checks (``Method.check``): parameter fit to the pool, dev split, backends."""
+    check = getattr(plan.method.load(), "check", None)
+    if callable(check):
+        check(plan)
+
+
 def plan_run(config: RunConfig, registry: Registry) -> RunPlan:
     """Check everything about a run that can be checked without loading a model."""
     spec = resolve_method(registry, config.method)
@@ -208,4 +226,6 @@ def plan_run(config: RunConfig, registry: Registry) -> RunPlan:
         import_implementation(f"models[{i}].backend", registry.backends[backend])
     dataset, scorer = load_dataset(config.dataset, registry)
     check_task_type(spec, scorer)
-    return RunPlan(config, spec, params, dataset, scorer)
+    plan = RunPlan(config, spec, params, dataset, scorer)
+    check_method(plan)
+    return plan

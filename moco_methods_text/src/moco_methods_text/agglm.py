@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan
 from moco_methods_text.jobs import add_member, hyperparameters, require_trainable, train
 from moco_methods_text.prompts import listing
 from moco_methods_text.rounds import (
@@ -29,13 +30,16 @@ GROUP = 4
 
 
 class AggLM(Method):
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        require_dev(plan, "agglm", "it trains the aggregator on dev")
+        check_member(plan, "aggregator_model", plan.params.aggregator_model)
+        needs_dev_best(plan, "agglm", plan.params.aggregator_model)
+        require_trainable(plan, "agglm")
+
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
         self.members = list(ctx.pool.names)
-        require_dev(ctx, "agglm", "it trains the aggregator on dev")
-        check_member(ctx, "aggregator_model", self.params.aggregator_model)
-        needs_dev_best(ctx, "agglm", self.params.aggregator_model)
-        require_trainable(ctx, "agglm")
 
     def _prompt(self, example: Example, answers: list[str]) -> str:
         return self.params.aggregate_prompt.format(question=example.prompt, answers=listing("Solution", answers))

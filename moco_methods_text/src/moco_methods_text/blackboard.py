@@ -13,8 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from moco_core.errors import MocoError
-from moco_core.method import Method, MethodContext
+from moco_core.method import Method
 from moco_core.types import Example, GenerationRequest, Prediction
+from moco_core.validation import RunPlan
 from moco_methods_text.prompts import listing
 from moco_methods_text.rounds import ask_each, dev_best, needs_dev_best, rng
 
@@ -50,17 +51,18 @@ class Board:
 
 
 class Blackboard(Method):
-    def __init__(self, ctx: MethodContext) -> None:
-        super().__init__(ctx)
-        p = self.params
-        if p.agents_per_turn > len(ctx.pool):
-            raise MocoError(f"params.agents_per_turn: {p.agents_per_turn} exceeds the {len(ctx.pool)} agents")
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        p = plan.params
+        agents = len(plan.config.models)
+        if p.agents_per_turn > agents:
+            raise MocoError(f"params.agents_per_turn: {p.agents_per_turn} exceeds the {agents} agents")
         if p.stop_votes > p.agents_per_turn:
             raise MocoError(
                 f"params.stop_votes: {p.stop_votes} can never be reached with agents_per_turn {p.agents_per_turn}"
             )
         if p.same_model:
-            needs_dev_best(ctx, "blackboard")
+            needs_dev_best(plan, "blackboard")
 
     def prepare(self) -> None:
         names = self.ctx.pool.names

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan
 from moco_methods_text.prompts import listing
 from moco_methods_text.rounds import ask, ask_each, dev_best, initial_answers, needs_dev_best
 
@@ -22,9 +23,9 @@ def summarize(ctx: MethodContext, summarizer: str, template: str, examples: list
 
 
 class MultiagentDebate(Method):
-    def __init__(self, ctx: MethodContext) -> None:
-        super().__init__(ctx)
-        needs_dev_best(ctx, "multiagent_debate")
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        needs_dev_best(plan, "multiagent_debate")
 
     def prepare(self) -> None:
         self.summarizer = dev_best(self.ctx)

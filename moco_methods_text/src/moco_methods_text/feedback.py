@@ -6,17 +6,18 @@ question and the receiver's current answer; the dev-best member summarises the f
 
 from __future__ import annotations
 
-from moco_core.method import Method, MethodContext
+from moco_core.method import Method
 from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan
 from moco_methods_text.debate import summarize
 from moco_methods_text.prompts import listing
 from moco_methods_text.rounds import ask_each, dev_best, initial_answers, needs_dev_best, rng
 
 
 class MultiagentFeedback(Method):
-    def __init__(self, ctx: MethodContext) -> None:
-        super().__init__(ctx)
-        needs_dev_best(ctx, "multiagent_feedback")
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        needs_dev_best(plan, "multiagent_feedback")
 
     def prepare(self) -> None:
         self.summarizer = dev_best(self.ctx)

@@ -15,17 +15,18 @@ from collections.abc import Sequence
 import numpy as np
 
 from moco_core.engines.pso import particle_swarm, random_particles
-from moco_core.method import Method, MethodContext
+from moco_core.method import Method
 from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan
 from moco_methods_text.prompts import listing
 from moco_methods_text.rounds import ask_each, require_dev
 from moco_methods_text.swarm_graph import Graph, decode_graph
 
 
 class HeterogeneousSwarms(Method):
-    def __init__(self, ctx: MethodContext) -> None:
-        super().__init__(ctx)
-        require_dev(ctx, "heterogeneous_swarms", "PSO fitness is the dev score")
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        require_dev(plan, "heterogeneous_swarms", "PSO fitness is the dev score")
 
     def _decode(self, vector: np.ndarray) -> Graph:
         return decode_graph(vector, len(self.ctx.pool), self.params.edge_top_p, self.ctx.settings.seed)

@@ -13,6 +13,7 @@ from moco_core.config import ModelConfig
 from moco_core.errors import MocoError
 from moco_core.method import MethodContext
 from moco_core.types import TrainingJob
+from moco_core.validation import RunPlan
 
 LORA_DEFAULTS = {
     "lora_r": 64,
@@ -27,10 +28,10 @@ LORA_DEFAULTS = {
 """The LoRA setup every training method of the original used (spec: "Shared engines: Training")."""
 
 
-def require_trainable(ctx: MethodContext, key: str) -> None:
-    """Refuse members the training hook cannot train (not local Hugging Face models)."""
-    for i, name in enumerate(ctx.pool.names):
-        backend = ctx.pool.config(name).backend
+def require_trainable(plan: RunPlan, key: str) -> None:
+    """Refuse members the training hook cannot train (not local Hugging Face models), at plan time."""
+    for i, model in enumerate(plan.config.models):
+        backend = model.backend
         if backend != "hf":
             raise MocoError(f"models[{i}].backend: {key} trains its models, which needs backend 'hf', not {backend!r}")
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from moco_core.method import Method, MethodContext
+from moco_core.method import Method
 from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan
 from moco_methods_text.prompts import listing
 from moco_methods_text.rounds import ask, ask_each, dev_best, needs_dev_best
 
 
 class KnowledgeCard(Method):
-    def __init__(self, ctx: MethodContext) -> None:
-        super().__init__(ctx)
-        needs_dev_best(ctx, "knowledge_card")
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        needs_dev_best(plan, "knowledge_card")
 
     def prepare(self) -> None:
         self.answerer = dev_best(self.ctx)

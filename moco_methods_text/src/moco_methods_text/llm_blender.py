@@ -13,6 +13,7 @@ from typing import Any
 
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan
 from moco_methods_text.jobs import add_member, hyperparameters, require_trainable, train
 from moco_methods_text.prompts import listing
 from moco_methods_text.rounds import ask, check_member, dev_best, initial_answers, needs_dev_best, require_dev
@@ -41,15 +42,19 @@ def gold_text(example: Example) -> str:
 
 
 class LLMBlender(Method):
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        p = plan.params
+        check_member(plan, "ranker_model", p.ranker_model)
+        check_member(plan, "fuser_model", p.fuser_model)
+        needs_dev_best(plan, "llm_blender", p.ranker_model, p.fuser_model)
+        if p.train_ranker or p.train_fuser:
+            require_dev(plan, "llm_blender", "train_ranker and train_fuser train on dev")
+            require_trainable(plan, "llm_blender")
+
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
         self.members = list(ctx.pool.names)
-        check_member(ctx, "ranker_model", self.params.ranker_model)
-        check_member(ctx, "fuser_model", self.params.fuser_model)
-        needs_dev_best(ctx, "llm_blender", self.params.ranker_model, self.params.fuser_model)
-        if self.params.train_ranker or self.params.train_fuser:
-            require_dev(ctx, "llm_blender", "train_ranker and train_fuser train on dev")
-            require_trainable(ctx, "llm_blender")
 
     def prepare(self) -> None:
         chosen = (self.params.ranker_model, self.params.fuser_model)

@@ -5,21 +5,20 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from moco_core.errors import MocoError
 from moco_core.method import Method
 from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan
+from moco_methods_text.rounds import require_dev
 
 
 class MajorityVote(Method):
     """Votes on extracted answers, not raw text, so "(B)" and "The answer is B" agree."""
 
-    def __init__(self, ctx) -> None:
-        super().__init__(ctx)
-        if ctx.scorer.extract is None:
-            raise MocoError(
-                f"method: majority_vote needs a task type with a definitive answer; "
-                f"{ctx.dataset.task_type!r} has no answer extractor"
-            )
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        """``tie_break: dev`` needs a dev split; the extractor is ``Requirements.needs_extractor``, checked by core."""
+        if plan.params.tie_break == "dev":
+            require_dev(plan, "majority_vote", "tie_break 'dev' ranks members by dev score")
 
     def prepare(self) -> None:
         """Rank members on dev when there is a dev split (shared dev answers, and the run's dev-best

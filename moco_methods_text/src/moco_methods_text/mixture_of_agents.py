@@ -6,8 +6,9 @@ answers given all of the previous layer's answers; the dev-best member aggregate
 
 from __future__ import annotations
 
-from moco_core.method import Method, MethodContext
+from moco_core.method import Method
 from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan
 from moco_methods_text.prompts import listing
 from moco_methods_text.rounds import ask, ask_each, dev_best, initial_answers, needs_dev_best
 
@@ -20,9 +21,9 @@ def with_answers(template: str, examples: list[Example], layer: dict[str, list[s
 
 
 class MixtureOfAgents(Method):
-    def __init__(self, ctx: MethodContext) -> None:
-        super().__init__(ctx)
-        needs_dev_best(ctx, "mixture_of_agents")
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        needs_dev_best(plan, "mixture_of_agents")
 
     def prepare(self) -> None:
         self.aggregator = dev_best(self.ctx)

@@ -19,6 +19,7 @@ from typing import Any
 
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan
 from moco_methods_text.jobs import add_member, hyperparameters, require_trainable, train
 from moco_methods_text.prompts import listing
 from moco_methods_text.rounds import ask, plurality, require_dev, rng, text_for
@@ -82,10 +83,13 @@ def mix(wrong: list[dict], right: list[dict], w: float, draw: random.Random) -> 
 
 
 class MultiagentFinetuning(Method):
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        require_dev(plan, "multiagent_finetuning", "it trains on dev debates")
+        require_trainable(plan, "multiagent_finetuning")
+
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
-        require_dev(ctx, "multiagent_finetuning", "it trains on dev debates")
-        require_trainable(ctx, "multiagent_finetuning")
         names = list(ctx.pool.names)
         self.members = names
         self.generators = dict(zip(names, names, strict=True))

@@ -15,6 +15,7 @@ from typing import Any
 from moco_core.errors import MocoError
 from moco_core.method import MethodContext
 from moco_core.types import Example, GenerationRequest
+from moco_core.validation import RunPlan
 
 
 def initial_answers(ctx: MethodContext, names: Sequence[str], examples: Sequence[Example]) -> dict[str, list[str]]:
@@ -39,23 +40,27 @@ def rng(ctx: MethodContext, *parts: Any) -> random.Random:
     return random.Random(":".join(str(p) for p in (ctx.settings.seed, *parts)))
 
 
-def require_dev(ctx: MethodContext, key: str, why: str) -> None:
-    """Refuse data without a dev split when the method needs one (before any model loads)."""
-    if not ctx.dataset.dev:
-        raise MocoError(f"dataset: {ctx.dataset.name} has no dev split, which {key} needs ({why})")
+def require_dev(plan: RunPlan, key: str, why: str) -> None:
+    """Refuse data without a dev split when the method needs one (a plan-time check)."""
+    if not plan.dataset.dev:
+        raise MocoError(f"dataset: {plan.dataset.name} has no dev split, which {key} needs ({why})")
 
 
-def check_member(ctx: MethodContext, field: str, name: str | None) -> None:
-    if name is not None and name not in ctx.pool.names:
-        raise MocoError(f"params.{field}: {name!r} is not a pool model (pool: {', '.join(ctx.pool.names)})")
+def check_member(plan: RunPlan, field: str, name: str | None) -> None:
+    """Refuse a parameter naming a member the pool does not have (a plan-time check)."""
+    names = plan.pool_names
+    if name is not None and name not in names:
+        raise MocoError(f"params.{field}: {name!r} is not a pool model (pool: {', '.join(names)})")
 
 
-def needs_dev_best(ctx: MethodContext, key: str, *chosen: str | None) -> bool:
-    """Whether the method will pick a member by dev score; refuses data that cannot give one."""
-    needed = len(ctx.pool) > 1 and any(c is None for c in chosen)
-    if needed:
-        require_dev(ctx, key, "it picks the dev-best member")
-    return needed
+def needs_dev_best(plan: RunPlan, key: str, *chosen: str | None) -> None:
+    """Refuse data without a dev split when the method will pick a member by dev score (a plan-time check).
+
+    ``chosen`` are the parameters that name a member instead; the dev-best is needed when any is unset
+    (or when the method has none).
+    """
+    if len(plan.config.models) > 1 and (not chosen or None in chosen):
+        require_dev(plan, key, "it picks the dev-best member")
 
 
 def dev_best(ctx: MethodContext) -> str:

@@ -6,18 +6,19 @@ it comes from the generation cache when another method already ran on the same p
 
 from __future__ import annotations
 
-from moco_core.method import Method, MethodContext
+from moco_core.method import Method
 from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan
 from moco_methods_text.rounds import check_member, dev_best, needs_dev_best, plurality, text_for
 
 
 class SelfConsistency(Method):
     """Ties go to the tied answer sampled first, so the result needs no extra randomness."""
 
-    def __init__(self, ctx: MethodContext) -> None:
-        super().__init__(ctx)
-        check_member(ctx, "model", self.params.model)
-        needs_dev_best(ctx, "self_consistency", self.params.model)
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        check_member(plan, "model", plan.params.model)
+        needs_dev_best(plan, "self_consistency", plan.params.model)
 
     def prepare(self) -> None:
         self.model = self.params.model or dev_best(self.ctx)

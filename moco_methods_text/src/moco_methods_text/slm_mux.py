@@ -7,16 +7,17 @@ reach full confidence).
 
 from __future__ import annotations
 
-from moco_core.method import Method, MethodContext
+from moco_core.method import Method
 from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan
 from moco_methods_text.rounds import plurality, require_dev, rng, text_for
 
 
 class SLMMux(Method):
-    def __init__(self, ctx: MethodContext) -> None:
-        super().__init__(ctx)
-        if self.params.tie_break == "dev" and len(ctx.pool) > 1:
-            require_dev(ctx, "slm_mux", "tie_break 'dev' ranks members by dev score")
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        if plan.params.tie_break == "dev" and len(plan.config.models) > 1:
+            require_dev(plan, "slm_mux", "tie_break 'dev' ranks members by dev score")
 
     def prepare(self) -> None:
         dev = self.params.tie_break == "dev" and len(self.ctx.pool) > 1

@@ -17,6 +17,7 @@ import numpy as np
 
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, GenerationRequest, Prediction
+from moco_core.validation import RunPlan
 from moco_methods_text.jobs import add_member, hyperparameters, require_trainable, train
 from moco_methods_text.rounds import ask, ask_each, require_dev, rng
 from moco_methods_text.sparta_tournament import (
@@ -32,10 +33,13 @@ JUDGE_TOKENS = 64
 
 
 class Sparta(Method):
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        require_dev(plan, "sparta", "duels, judging and the final choice use dev")
+        require_trainable(plan, "sparta")
+
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
-        require_dev(ctx, "sparta", "duels, judging and the final choice use dev")
-        require_trainable(ctx, "sparta")
         self.members = list(ctx.pool.names)
 
     def _progress(self, iteration: int) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan
 from moco_methods_text.prompts import listing
 from moco_methods_text.rounds import ask, dev_best, initial_answers, needs_dev_best
 
@@ -53,10 +54,13 @@ def check_structure(structure: str, adjacency: list[list[int]] | None, n: int) -
 
 
 class StructuredInteraction(Method):
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        check_structure(plan.params.structure, plan.params.adjacency, len(plan.config.models))
+        needs_dev_best(plan, "structured_interaction")
+
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
-        check_structure(self.params.structure, self.params.adjacency, len(ctx.pool))
-        needs_dev_best(ctx, "structured_interaction")
         self.neighbours = in_neighbours(self.params.structure, len(ctx.pool), self.params.adjacency)
 
     def prepare(self) -> None:
