@@ -163,3 +163,105 @@ def test_non_utf8_user_file(tmp_path, tiny_pool_paths):
     models = [{"name": "a", "path": str(tiny_pool_paths[0])}]
     config = config_file(tmp_path, models=models, dataset={"path": str(bad), "task_type": "exact_match"})
     one_line_error(cli.invoke(app, ["validate", str(config)]), "bad.csv: not UTF-8 text")
+
+
+def test_listings_have_json_output():
+    datasets = json.loads(cli.invoke(app, ["list-datasets", "--json"]).output)["datasets"]
+    plugins = json.loads(cli.invoke(app, ["plugins", "--json"]).output)["plugins"]
+    assert any(p["distribution"] == "moco-core" and "moco_register_backends" in p["hooks"] for p in plugins)
+    if datasets:  # moco-evals installed
+        gsm8k = next(d for d in datasets if d["key"] == "gsm8k")
+        assert gsm8k["task_type"] == "exact_match" and gsm8k["distribution"] == "moco-evals"
+        info = json.loads(cli.invoke(app, ["info", "gsm8k", "--json"]).output)
+        assert info["kind"] == "dataset" and info["domain"] == gsm8k["domain"]
+
+
+def test_info_shows_type_default_allowed_values_and_description():
+    data = json.loads(cli.invoke(app, ["info", "logit_fusion", "--json"]).output)
+    params = {p["name"]: p for p in data["parameters"]}
+    assert params["space"] == {
+        "name": "space",
+        "type": "str",
+        "default": "prob",
+        "required": False,
+        "allowed": "prob, logit",
+        "description": params["space"]["description"],
+    }
+    assert params["space"]["description"] and params["weights"]["allowed"] == "each >= 0.0"
+    assert "arXiv" in data["reference"]
+    text = cli.invoke(app, ["info", "majority_vote"]).output
+    header = next(line for line in text.splitlines() if line.startswith("name"))
+    assert header.split() == ["name", "type", "default", "allowed", "description"]
+    assert "samples_per_model  int" in text and ">= 1" in text
+
+
+def test_every_official_method_documents_its_parameters_and_reference():
+    from moco_core.official import official_distribution
+    from moco_core.paraminfo import describe_params
+    from moco_core.plugins import get_registry
+
+    for key, spec in get_registry().methods.items():
+        if official_distribution("method", key) is None:
+            continue
+        assert spec.reference, key
+        undocumented = [p["name"] for p in describe_params(spec.params) if not p["description"]]
+        assert not undocumented, f"{key}: parameters without a description: {undocumented}"
+
+
+def test_unknown_official_keys_name_the_distribution_to_install():
+    from moco_core.config import DatasetConfig
+    from moco_core.errors import MocoError
+    from moco_core.registry import Registry
+    from moco_core.validation import load_dataset, resolve_method
+
+    with pytest.raises(MocoError, match="'single_model' is in moco-methods-api: pip install moco-methods-api"):
+        resolve_method(Registry(), "single_model")
+    with pytest.raises(MocoError, match="'gsm8k' is in moco-evals: pip install moco-evals"):
+        load_dataset(DatasetConfig(name="gsm8k"), Registry())
+    with pytest.raises(MocoError, match=r"unknown method 'my_own_method'$"):
+        resolve_method(Registry(), "my_own_method")
+
+
+def test_official_table_matches_what_the_official_distributions_register():
+    from moco_core.official import DATASETS, METHODS, official_distribution
+    from moco_core.plugins import get_registry
+
+    registry = get_registry()
+    for kind, specs, table in (("method", registry.methods, METHODS), ("dataset", registry.datasets, DATASETS)):
+        for key, spec in specs.items():
+            if spec.distribution in table:
+                assert official_distribution(kind, key) == spec.distribution, f"{key} missing from official.py"
+
+
+def test_cache_info_and_clear(fresh_cache_dir):
+    import sqlite3
+    import time
+
+    from moco_core.cache import GenerationCache
+
+    cache = GenerationCache()
+    cache.put_many({"new": {"text": "a"}, "old": {"text": "b"}, "older": {"text": "c"}})
+    cache.close()
+    with sqlite3.connect(cache.path) as connection:
+        connection.execute("UPDATE entries SET created = ? WHERE key != 'new'", (time.time() - 10 * 86400,))
+    info = json.loads(cli.invoke(app, ["cache", "info", "--json"]).output)
+    assert info["entries"] == 3 and info["path"] == str(cache.path) and info["bytes"] > 0
+    assert "entries: 3" in cli.invoke(app, ["cache", "info"]).output
+    one_line_error(cli.invoke(app, ["cache", "clear", "--older-than", "ten days"]), "--older-than")
+    result = cli.invoke(app, ["cache", "clear", "--older-than", "7d"])
+    assert result.exit_code == 0 and result.output.startswith("removed 2 cached generations; 1 left")
+    assert GenerationCache().get_many(["new", "old"]) == {"new": {"text": "a"}}
+    assert cli.invoke(app, ["cache", "clear"]).output.startswith("removed 1 cached generations; 0 left")
+
+
+def test_info_on_an_official_key_that_is_not_installed_names_the_distribution(monkeypatch):
+    from moco_core.plugins import reset
+
+    monkeypatch.setenv("MOCO_LOAD_PLUGINS", "")
+    reset()
+    try:
+        result = cli.invoke(app, ["info", "logit_fusion"])
+    finally:
+        monkeypatch.delenv("MOCO_LOAD_PLUGINS")
+        reset()
+    one_line_error(result, "'logit_fusion' is in moco-methods-logit: pip install moco-methods-logit")

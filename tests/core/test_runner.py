@@ -150,10 +150,11 @@ def test_compare_tables(scripted, tmp_path):
     result = cli.invoke(app, ["compare", str(tmp_path / "run"), str(tmp_path / "single")])
     assert result.exit_code == 0, result.output
     assert "| method | other: letters |" in result.output
-    assert "| best single model | 1.0000 |" in result.output
-    assert "| majority_vote | 1.0000 |" in result.output
+    assert "| best single model | 1.0000 [1.0000, 1.0000] n=6 |" in result.output
+    assert "| majority_vote | 1.0000 [1.0000, 1.0000] n=6 |" in result.output
+    assert "| majority_vote | +0.0000 (p=1, mcnemar, n=6) |" in result.output
     csv_result = cli.invoke(app, ["compare", "--csv", str(tmp_path / "run")])
-    assert csv_result.output.splitlines()[0] == "method,other: letters"
+    assert csv_result.output.splitlines()[0].startswith("row,method,dataset,domain,mean,n,")
 
 
 def test_single_model_reports_dev_best_and_every_model(scripted, tmp_path):

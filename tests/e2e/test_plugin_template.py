@@ -94,3 +94,16 @@ def test_run_with_tiny_models(multiple_choice_scorer, installed_template, tiny_p
     assert metrics["method"] == "template_longest_answer"
     assert metrics["score"]["count"] == 2
     assert metrics["generations"]["made"] == 4
+
+
+def test_installed_template_ships_its_example_dataset(installed_template, tmp_path):
+    """The packaged data file is installed (package-data), so the dataset loads from the wheel."""
+    done = moco(["list-datasets", "--json"], installed_template, tmp_path / "cache")
+    assert done.returncode == 0, done.stderr
+    datasets = {d["key"]: d for d in json.loads(done.stdout)["datasets"]}
+    assert datasets["template_arithmetic"]["distribution"] == "moco-plugin-template"
+    outputs = tmp_path / "outputs.jsonl"
+    outputs.write_text(json.dumps({"index": 0, "output": "Answer: 42"}) + "\n")
+    scored = moco(["score", "--dataset", "template_arithmetic", str(outputs)], installed_template, tmp_path / "cache")
+    assert scored.returncode == 0, scored.stderr
+    assert scored.stdout.splitlines()[-1] == "template_arithmetic test: mean 1.0000 count 1"

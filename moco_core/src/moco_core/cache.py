@@ -93,8 +93,11 @@ class GenerationCache:
         connection = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
         try:
             connection.execute("PRAGMA journal_mode=WAL")
-            columns = "key TEXT PRIMARY KEY, value TEXT NOT NULL, checksum TEXT NOT NULL"
+            columns = "key TEXT PRIMARY KEY, value TEXT NOT NULL, checksum TEXT NOT NULL, created REAL"
             connection.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({columns})")
+            existing = {row[1] for row in connection.execute(f"PRAGMA table_info({TABLE})")}
+            if "created" not in existing:  # a cache written before entries were dated: they count as oldest
+                connection.execute(f"ALTER TABLE {TABLE} ADD COLUMN created REAL")
             connection.commit()
         except sqlite3.DatabaseError:
             connection.close()
@@ -165,15 +168,47 @@ class GenerationCache:
         if not self.enabled or not items:
             return
         rows = []
+        now = time.time()
         for key, value in items.items():
             text = json.dumps(value, ensure_ascii=False)
-            rows.append((key, text, value_checksum(key, text)))
+            rows.append((key, text, value_checksum(key, text), now))
 
         def insert(connection: sqlite3.Connection) -> None:
-            connection.executemany(f"INSERT OR REPLACE INTO {TABLE} (key, value, checksum) VALUES (?, ?, ?)", rows)
+            statement = f"INSERT OR REPLACE INTO {TABLE} (key, value, checksum, created) VALUES (?, ?, ?, ?)"
+            connection.executemany(statement, rows)
             connection.commit()
 
         self._with_connection(insert)
+
+    def stats(self) -> dict[str, Any]:
+        """Entries, bytes on disk (database and its WAL) and the oldest and newest entry times."""
+
+        def count(connection: sqlite3.Connection) -> tuple[int, float | None, float | None]:
+            query = f"SELECT COUNT(*), MIN(COALESCE(created, 0)), MAX(created) FROM {TABLE}"
+            return connection.execute(query).fetchone()
+
+        entries, oldest, newest = self._with_connection(count)
+        size = sum(Path(f"{self.path}{s}").stat().st_size for s in ("", "-wal") if Path(f"{self.path}{s}").is_file())
+        return {"path": str(self.path), "entries": entries, "bytes": size, "oldest": oldest, "newest": newest}
+
+    def clear(self, older_than_s: float | None = None) -> int:
+        """Delete every entry, or those stored more than ``older_than_s`` seconds ago; returns how many.
+
+        Entries from before entries were dated count as oldest. The file is compacted afterwards.
+        """
+
+        def delete(connection: sqlite3.Connection) -> int:
+            if older_than_s is None:
+                removed = connection.execute(f"DELETE FROM {TABLE}").rowcount
+            else:
+                cutoff = time.time() - older_than_s
+                removed = connection.execute(f"DELETE FROM {TABLE} WHERE COALESCE(created, 0) < ?", (cutoff,)).rowcount
+            connection.commit()
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            connection.execute("VACUUM")
+            return removed
+
+        return self._with_connection(delete)
 
     def close(self) -> None:
         with self._lock:

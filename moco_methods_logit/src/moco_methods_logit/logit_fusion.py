@@ -13,13 +13,11 @@ from collections.abc import Sequence
 
 import torch
 
-from moco_core.backends.hf import row_seed
-from moco_core.cache import cache_key
-from moco_core.engines.decoding import load_joint_decoder
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
-from moco_core.pool import CHUNK_BATCHES
-from moco_core.types import Example, Generation, GenerationRequest, Prediction
+from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan
+from moco_methods_logit.joint import check_vocabulary, decode_cached
 
 
 def fusion_weights(weights: Sequence[float] | None, count: int) -> list[float]:
@@ -52,42 +50,26 @@ class LogitFusion(Method):
         self.names = ctx.pool.names
         self.weights = fusion_weights(self.params.weights, len(self.names))
 
-    def _key(self, prompt: str) -> str:
-        pool = self.ctx.pool
-        return cache_key(
-            kind="joint",
-            method="logit_fusion",
-            models=[pool.identity(n) for n in self.names],
-            system_prompts=[pool.config(n).system_prompt for n in self.names],
-            weights=self.weights,
-            space=self.params.space,
-            prompt=prompt,
-            settings=self.ctx.settings.cache_fields(),
-        )
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        check_vocabulary("logit_fusion", plan.config.models, plan.params.vocabulary, plan.params.space)
 
     def predict(self, examples: list[Example]) -> list[Prediction]:
-        pool = self.ctx.pool
-        settings = self.ctx.settings
-        keys = [self._key(e.prompt) for e in examples]
-        texts = {k: v["text"] for k, v in pool.cache.get_many(list(dict.fromkeys(keys))).items()}
-        missing = list({k: e.prompt for k, e in zip(keys, examples, strict=True) if k not in texts}.items())
-        if missing:
-            decoder = load_joint_decoder(pool, self.names)
-            system_prompts = [pool.config(n).system_prompt for n in self.names]
-            space = self.params.space
+        space = self.params.space
 
-            def combine(log_probs: list[torch.Tensor]) -> torch.Tensor:
-                return fuse(log_probs, self.weights, space)
+        def combine(log_probs: list[torch.Tensor]) -> torch.Tensor:
+            return fuse(log_probs, self.weights, space)
 
-            chunk = pool.batch_size * CHUNK_BATCHES
-            for start in range(0, len(missing), chunk):
-                part = missing[start : start + chunk]
-                prompts = [prompt for _, prompt in part]
-                seeds = [row_seed(settings.seed, GenerationRequest(p)) for p in prompts]
-                outputs = decoder.decode(decoder.render(prompts, system_prompts), combine, settings, seeds)
-                made = {key: text for (key, _), text in zip(part, outputs, strict=True)}
-                pool.cache.put_many({k: Generation(text=t).to_json() for k, t in made.items()})
-                texts.update(made)
-                pool.stats.made += len(part)
-        pool.stats.cached += len(examples) - len(missing)
-        return [Prediction(output=texts[k], extras={"weights": self.weights}) for k in keys]
+        union = {"vocabulary": "union"} if self.params.vocabulary == "union" else {}
+        texts = decode_cached(
+            self.ctx,
+            self.names,
+            "logit_fusion",
+            combine,
+            examples,
+            bool(union),
+            weights=self.weights,
+            space=space,
+            **union,
+        )
+        return [Prediction(output=t, extras={"weights": self.weights}) for t in texts]

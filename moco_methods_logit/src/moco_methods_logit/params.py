@@ -13,5 +13,28 @@ class LogitFusionParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    weights: list[Annotated[float, Field(ge=0.0)]] | None = None
-    space: Literal["prob", "logit"] = "prob"
+    weights: list[Annotated[float, Field(ge=0.0)]] | None = Field(
+        None, description="one weight per pool model, in pool order; uniform when omitted"
+    )
+    space: Literal["prob", "logit"] = Field(
+        "prob", description="average probabilities (a mixture) or logits (a product of experts)"
+    )
+    vocabulary: Literal["shared", "union"] = Field(
+        "shared",
+        description="shared: one tokenizer required; union: models with different tokenizers meet on a union "
+        "vocabulary of token byte strings (prob space only)",
+    )
+
+
+class LogitContrastiveParams(BaseModel):
+    """Top ``k`` and bottom ``k`` members by dev score (k at most half the pool); ``alpha`` scales the
+    contrast (the original's ``lambda_``); ``space`` says whether logits or probabilities are contrasted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(1, ge=1, description="members in the expert (top by dev score) and amateur (bottom) groups")
+    alpha: float = Field(0.2, description="strength of the contrast (the original's lambda_)")
+    space: Literal["logit", "prob"] = Field("logit", description="contrast logits or probabilities")
+    vocabulary: Literal["shared", "union"] = Field(
+        "shared", description="shared: one tokenizer required; union: align different tokenizers (prob space only)"
+    )

@@ -13,7 +13,8 @@ from collections.abc import Callable
 # ``hookimpl`` marks a function as an implementation of a moco hook; the function name must
 # match a hook in ``moco_core.hookspecs`` exactly.
 from moco_core.hookspecs import hookimpl
-from moco_core.registry import MethodSpec, Requirements
+from moco_core.registry import DatasetSpec, MethodSpec, Requirements, ScorerSpec
+from moco_plugin_template import arithmetic
 from moco_plugin_template.params import LongestAnswerParams
 
 
@@ -37,6 +38,36 @@ def moco_register_methods(register: Callable[..., None]) -> None:
     )
 
 
-# A plugin may implement the other registration hooks in this same module too, e.g.
-# ``moco_register_datasets`` (DatasetSpec), ``moco_register_scorers`` (ScorerSpec) or
-# ``moco_register_backends`` (BackendSpec); see ``moco_core.hookspecs`` for the full contract.
+@hookimpl
+def moco_register_datasets(register: Callable[..., None]) -> None:
+    # A dataset names its loader by import path, like a method; the file ships inside the package
+    # (see package-data in pyproject.toml). ``sizes`` (dev, test) and ``domain`` show in `moco list-datasets`.
+    register(
+        DatasetSpec(
+            key="template_arithmetic",
+            task_type="template_integer",
+            loader="moco_plugin_template.arithmetic:load_arithmetic",
+            domain="math",
+            source="moco-plugin-template (packaged example file)",
+            summary="Eight two-number arithmetic questions; the answer is an integer.",
+            sizes=(4, 8),
+        )
+    )
+
+
+@hookimpl
+def moco_register_scorers(register: Callable[..., None]) -> None:
+    # A task type: prompt, answer extractor and batched scorer. Datasets of any plugin may use it.
+    register(
+        ScorerSpec(
+            task_type="template_integer",
+            prompt=arithmetic.prompt,
+            extract=arithmetic.extract,
+            score=arithmetic.score,
+            metric="accuracy",
+        )
+    )
+
+
+# A plugin may also implement ``moco_register_backends`` (BackendSpec) in this same module; see
+# ``moco_core.hookspecs`` for the full contract.

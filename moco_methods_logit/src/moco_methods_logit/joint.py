@@ -1,0 +1,87 @@
+"""Joint decoding of whole prompts through the pool's cache, shared by the logit-level methods.
+
+Every answer is cached under the whole recipe (the members' identities and system prompts, the
+method's settings, the prompt), so a repeated or resumed run decodes nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from moco_core.backends.hf import row_seed
+from moco_core.cache import cache_key
+from moco_core.config import ModelConfig
+from moco_core.engines.decoding import Combine, load_joint_decoder
+from moco_core.engines.vocab_alignment import load_aligned_decoder
+from moco_core.errors import MocoError
+from moco_core.method import MethodContext
+from moco_core.models import adapter_base, tokenizer_fingerprint
+from moco_core.pool import CHUNK_BATCHES
+from moco_core.types import Example, Generation, GenerationRequest
+
+
+def check_vocabulary(key: str, models: Sequence[ModelConfig], vocabulary: str, space: str) -> None:
+    """One tokenizer across the pool, unless the union vocabulary (probabilities only) aligns them."""
+    if vocabulary == "union":
+        if space != "prob":
+            raise MocoError(
+                f"params.space: {key} across tokenizers (vocabulary: union) averages probabilities; use prob"
+            )
+        return
+    seen: dict[str, int] = {}
+    for i, model in enumerate(models):
+        fingerprint = tokenizer_fingerprint(adapter_base(model.path, model.base) or model.path)
+        if fingerprint is not None:
+            seen.setdefault(fingerprint, i)
+    if len(seen) > 1:
+        first, second = sorted(seen.values())[:2]
+        raise MocoError(
+            f"models[{second}].path: {key} needs the same tokenizer as models[{first}], "
+            f"but {models[second].path} differs (or set params.vocabulary: union)"
+        )
+
+
+def decode_cached(
+    ctx: MethodContext,
+    names: list[str],
+    method: str,
+    combine: Combine,
+    examples: list[Example],
+    aligned: bool = False,
+    **recipe: Any,
+) -> list[str]:
+    """One jointly decoded answer per example from members ``names`` (in that order); ``aligned``
+    decodes across tokenizers through the union vocabulary."""
+    pool = ctx.pool
+    settings = ctx.settings
+    system_prompts = [pool.config(n).system_prompt for n in names]
+    identities = [pool.identity(n) for n in names]
+    keys = [
+        cache_key(
+            kind="joint",
+            method=method,
+            models=identities,
+            system_prompts=system_prompts,
+            **recipe,
+            prompt=e.prompt,
+            settings=settings.cache_fields(),
+        )
+        for e in examples
+    ]
+    texts = {k: v["text"] for k, v in pool.cache.get_many(list(dict.fromkeys(keys))).items()}
+    missing = list({k: e.prompt for k, e in zip(keys, examples, strict=True) if k not in texts}.items())
+    if missing:
+        decoder = load_aligned_decoder(pool, names) if aligned else load_joint_decoder(pool, names)
+        chunk = pool.batch_size * CHUNK_BATCHES
+        for start in range(0, len(missing), chunk):
+            part = missing[start : start + chunk]
+            prompts = [prompt for _, prompt in part]
+            seeds = [row_seed(settings.seed, GenerationRequest(p)) for p in prompts]
+            outputs = decoder.decode(decoder.render(prompts, system_prompts), combine, settings, seeds)
+            made = {key: text for (key, _), text in zip(part, outputs, strict=True)}
+            pool.cache.put_many({k: Generation(text=t).to_json() for k, t in made.items()})
+            texts.update(made)
+            pool.stats.made += len(part)
+    pool.stats.cached += len(examples) - len(missing)
+    return [texts[k] for k in keys]
