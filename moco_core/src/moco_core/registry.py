@@ -43,6 +43,9 @@ class Requirements:
     descriptions: bool = False
     needs_extractor: bool = False
     """The method compares extracted answers (voting), so the task type must have an extractor."""
+    local_weights: bool | None = None
+    """The method needs the models' weights in this process (per-step logits, token-level switching,
+    training the members), so a remote backend is refused; None derives it from level and ``trains``."""
 
     def describe(self) -> str:
         parts = []

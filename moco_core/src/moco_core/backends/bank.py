@@ -1,0 +1,78 @@
+"""The ``bank`` backend: a pool model "generates" its precomputed response from a response bank.
+
+Zero generation by construction: a request the bank cannot answer (another prompt, a second
+sample, a system prompt) is refused in one line naming the model, so a method that needs more
+than each model's one answer per query cannot silently run on a bank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from moco_core.banks.bank import read_bank_items
+from moco_core.errors import MocoError
+from moco_core.types import Generation, GenerationRequest, GenerationSettings
+
+
+class BankOptions(BaseModel):
+    """``backend_options`` of a ``bank`` model: the bank file (made by ``moco bank``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bank: str
+
+    @field_validator("bank")
+    @classmethod
+    def _exists(cls, value: str) -> str:
+        if not Path(value).expanduser().is_file():
+            raise ValueError(f"{value}: bank file not found")
+        return value
+
+
+@dataclass
+class BankModel:
+    model: str
+    responses: dict[str, str]
+
+
+class BankBackend:
+    def identity(self, path: str, options: dict[str, Any]) -> dict[str, Any]:
+        """The model name and the bank file's resolved path, size and modification time."""
+        bank = Path(BankOptions.model_validate(options).bank).expanduser().resolve()
+        stat = bank.stat()
+        return {"path": path, "bank": str(bank), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+    def load(
+        self, path: str, device: str, dtype: str, device_map: str | None = None, options: dict[str, Any] | None = None
+    ) -> BankModel:
+        bank = BankOptions.model_validate(options or {}).bank
+        items = read_bank_items(Path(bank).expanduser())
+        responses = {query: entries[path]["response"] for query, entries in items.items() if path in entries}
+        if not responses:
+            models = sorted({m for entries in items.values() for m in entries})
+            raise MocoError(f"models.{path}: the bank {bank} has no model {path!r} (it has: {', '.join(models)})")
+        return BankModel(path, responses)
+
+    def unload(self, handle: BankModel) -> None:
+        return None
+
+    def generate(
+        self, handle: BankModel, requests: list[GenerationRequest], settings: GenerationSettings, batch_size: int
+    ) -> list[Generation]:
+        generations = []
+        for request in requests:
+            if request.sample != 0 or request.system_prompt:
+                what = "a second sample" if request.sample else "a system prompt"
+                raise MocoError(f"bank model {handle.model}: the method asks for {what}; a bank holds one answer")
+            response = handle.responses.get(request.prompt)
+            if response is None:
+                raise MocoError(
+                    f"bank model {handle.model}: no response to a prompt the method wrote "
+                    f"({request.prompt[:60]!r}...); this method needs generation beyond the bank"
+                )
+            generations.append(Generation(text=response.strip()))
+        return generations

@@ -1,0 +1,114 @@
+"""Scaling and cost figures (matplotlib, PNG and SVG), drawn only when the sweep has the axes for them.
+
+Each point is one method on one pool, averaged over the pool's datasets and seeds (datasets with
+raw reward-model scores are left out of the average).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from moco_core.report.collect import SINGLE, CellResult
+from moco_core.report.emergence import pool_diversity
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+REFERENCE = "best single model"
+
+
+def _average(cells: list[CellResult], value: Any) -> dict[tuple[str, str], float]:
+    found: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for cell in cells:
+        if not cell.normalize and cell.method_key != SINGLE:
+            number = value(cell)
+            if number is not None:
+                found[cell.pool, cell.method].append(float(number))
+    return {key: mean(values) for key, values in found.items()}
+
+
+def _save(figure: Any, out_dir: Path, stem: str) -> list[Path]:
+    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.svg"]
+    figure.tight_layout()
+    figure.savefig(paths[0], dpi=150)
+    figure.savefig(paths[1])
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return paths
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def scaling_plots(cells: list[CellResult], out_dir: Path) -> list[Path]:
+    """Score against the number of models and against pool diversity, one line per method."""
+    scores = _average(cells, lambda c: c.score)
+    singles = [c for c in cells if c.method_key == SINGLE and not c.normalize]
+    for pool in {c.pool for c in singles}:
+        scores[pool, REFERENCE] = mean(c.score for c in singles if c.pool == pool)
+    sizes = {c.pool: len(c.models) for c in cells}
+    diversity = pool_diversity(cells)
+    axes = [("models", "number of models in the pool", sizes), ("diversity", "pool diversity", diversity)]
+    axes = [(stem, label, x) for stem, label, x in axes if len(set(x.values())) > 1]
+    if not axes:
+        return []
+    plt = _pyplot()
+    paths = []
+    for stem, label, x_of_pool in axes:
+        figure, axis = plt.subplots(figsize=(5.5, 3.8))
+        for method in sorted({m for _, m in scores}):
+            points = sorted((x_of_pool[p], s) for (p, m), s in scores.items() if m == method and p in x_of_pool)
+            style = {"color": "black", "linestyle": "--", "zorder": 3} if method == REFERENCE else {}
+            axis.plot([x for x, _ in points], [y for _, y in points], marker="o", label=method, **style)
+        if stem == "models":
+            axis.xaxis.get_major_locator().set_params(integer=True)
+        axis.set_xlabel(label)
+        axis.set_ylabel("mean score")
+        axis.set_title(f"score vs {label}")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+        paths += _save(figure, out_dir, f"scaling_{stem}")
+    return paths
+
+
+def cost_plot(cells: list[CellResult], out_dir: Path) -> list[Path]:
+    """Score against compute: generations per test item, wall time, and generated tokens where counted.
+
+    Colour is the method and marker shape the pool, so one legend serves every panel.
+    """
+    scores = _average(cells, lambda c: c.score)
+    views = [
+        ("generations per test item", _average(cells, lambda c: c.generations / max(c.test_items, 1))),
+        ("wall time per run (s; cache hits are free)", _average(cells, lambda c: c.metrics.get("wall_time_s"))),
+        ("generated tokens per test item", _average(cells, lambda c: c.tokens and c.tokens / max(c.test_items, 1))),
+    ]
+    views = [(label, values) for label, values in views if values]
+    if not scores or not views:
+        return []
+    plt = _pyplot()
+    from matplotlib.lines import Line2D
+
+    methods = sorted({m for _, m in scores})
+    pools = list(dict.fromkeys(p for p, _ in scores))
+    colour = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    marker = {p: MARKERS[i % len(MARKERS)] for i, p in enumerate(pools)}
+    figure, axes = plt.subplots(1, len(views), figsize=(4.4 * len(views) + 1.8, 3.8), squeeze=False)
+    for axis, (label, values) in zip(axes[0], views, strict=True):
+        for (pool, method), x in sorted(values.items()):
+            axis.scatter([x], [scores[pool, method]], s=36, color=colour[method], marker=marker[pool], alpha=0.85)
+        axis.set_xlabel(label)
+        axis.set_ylabel("mean score")
+        axis.grid(alpha=0.3)
+    handles = [Line2D([], [], color=colour[m], marker="o", linestyle="", label=m) for m in methods]
+    handles += [Line2D([], [], color="grey", marker=marker[p], linestyle="", label=f"pool {p}") for p in pools]
+    axes[0][-1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    figure.suptitle("cost vs score")
+    return _save(figure, out_dir, "cost")

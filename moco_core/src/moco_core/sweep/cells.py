@@ -1,0 +1,128 @@
+"""Expanding a sweep into cells, and reading what each cell's directory says about its state.
+
+A cell's state lives only in its run directory (``metrics.json`` = done, ``error.json`` =
+failed, predictions without metrics = partial), so a sweep killed at any point resumes from
+the files alone and two sweeps never disagree about what is finished.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from moco_core.config import RunConfig, parse_config, read_config_file
+from moco_core.errors import MocoError
+from moco_core.runner import CONFIG, METRICS, PREDICTIONS
+from moco_core.sweep.config import SweepConfig, safe_label
+
+CELLS = "cells"
+CELL_INFO = "cell.json"
+ERROR = "error.json"
+LOG = "run.log"
+State = Literal["done", "failed", "partial", "pending", "changed"]
+
+
+@dataclass
+class Cell:
+    """One run of the grid: its axis labels, its full run config and its directory."""
+
+    name: str
+    method: str
+    method_key: str
+    dataset: str
+    pool: str
+    seed: int
+    config: RunConfig
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.config.output_dir or "")
+
+    def info(self) -> dict[str, Any]:
+        """What ``cell.json`` records: the axes, so a report can group cells without re-reading the sweep."""
+        return {
+            "cell": self.name,
+            "method": self.method,
+            "method_key": self.method_key,
+            "dataset": self.dataset,
+            "pool": self.pool,
+            "seed": self.seed,
+            "models": [m.name for m in self.config.models],
+        }
+
+
+@dataclass
+class CellStatus:
+    state: State
+    score: float | None = None
+    error: str | None = None
+    predictions: int = 0
+
+
+def _absolute(path: str | None) -> str | None:
+    """A relative path that exists here, made absolute, so a cell runs the same from any working directory."""
+    if path is None or Path(path).is_absolute() or not Path(path).exists():
+        return path
+    return str(Path(path).resolve())
+
+
+def _cell_config(sweep: SweepConfig, data: dict[str, Any], name: str) -> RunConfig:
+    data["dataset"]["path"] = _absolute(data["dataset"].get("path"))
+    data["dataset"]["data_dir"] = _absolute(data["dataset"].get("data_dir"))
+    for model in data["models"]:
+        model["path"] = _absolute(model["path"])
+    return parse_config(data, f"sweep cell {name}")
+
+
+def expand(sweep: SweepConfig, sweep_dir: Path) -> list[Cell]:
+    """Every cell of the grid, ordered pool by pool so a pool's models stay warm across methods."""
+    seeds = sweep.seeds or [int(sweep.base.get("generation", {}).get("seed", 0))]
+    cells = []
+    for pool in sweep.pools:
+        for dataset in sweep.datasets:
+            for seed in seeds:
+                for method in sweep.methods:
+                    pool_label, dataset_label = safe_label(pool.name), safe_label(dataset.label)
+                    name = f"{pool_label}--{method.name}--{dataset_label}--s{seed}"
+                    data = copy.deepcopy(sweep.base)
+                    data.update(
+                        method=method.method,
+                        params=copy.deepcopy(method.params),
+                        models=[m.model_dump() for m in pool.models],
+                        dataset=dataset.model_dump(exclude_unset=True),
+                        output_dir=str(sweep_dir / CELLS / name),
+                    )
+                    data["generation"] = {**data.get("generation", {}), "seed": seed}
+                    config = _cell_config(sweep, data, name)
+                    cells.append(Cell(name, method.name, method.method, dataset_label, pool_label, seed, config))
+    return cells
+
+
+def _same_config(directory: Path, config: RunConfig) -> bool:
+    path = directory / CONFIG
+    if not path.is_file():
+        return True
+    try:
+        previous = parse_config(read_config_file(path), str(path))
+    except MocoError:
+        return False
+    return previous.model_dump(exclude={"output_dir"}) == config.model_dump(exclude={"output_dir"})
+
+
+def cell_status(cell: Cell) -> CellStatus:
+    """What the cell's directory holds: finished metrics, a recorded error, some predictions, or nothing."""
+    directory = cell.directory
+    if not _same_config(directory, cell.config):
+        return CellStatus("changed", error="its directory holds a run of a different config")
+    metrics = directory / METRICS
+    if metrics.is_file():
+        return CellStatus("done", score=json.loads(metrics.read_text(encoding="utf-8"))["score"]["mean"])
+    error = directory / ERROR
+    if error.is_file():
+        return CellStatus("failed", error=json.loads(error.read_text(encoding="utf-8"))["error"])
+    predictions = directory / PREDICTIONS
+    count = predictions.read_bytes().count(b"\n") if predictions.is_file() else 0
+    return CellStatus("partial" if count else "pending", predictions=count)

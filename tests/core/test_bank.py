@@ -1,0 +1,138 @@
+"""Response banks: import a RouterBench table, run methods on it with no model, report routing metrics."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from moco_core.cli import app
+from moco_core.report.routing import average_quality, frontier, frontier_at
+
+pd = pytest.importorskip("pandas")
+cli = CliRunner()
+MODELS = {"cheap": 0.001, "mid": 0.01, "big": 0.1}
+
+
+def routerbench_table(path, n=20):
+    """Big solves every query, mid the even ones, cheap every third: known oracle and frontier."""
+    rows = []
+    for i in range(n):
+        row = {"sample_id": f"s{i}", "prompt": str([f"Question number {i}?"]), "eval_name": "toy"}
+        solved = {"cheap": i % 3 == 0, "mid": i % 2 == 0, "big": True}
+        for model, cost in MODELS.items():
+            row[model] = float(solved[model])
+            row[f"{model}|model_response"] = f"{model} says {'right' if solved[model] else 'wrong'} {i}"
+            row[f"{model}|total_cost"] = cost
+        rows.append(row)
+    pd.DataFrame(rows).to_pickle(path)
+    return path
+
+
+def test_frontier_is_the_upper_hull_and_its_average_quality_is_exact():
+    hull = frontier([(1, 0.5), (2, 0.6), (3, 0.9), (2.5, 0.4), (4, 0.85)])
+    assert hull == [(1, 0.5), (3, 0.9)]
+    assert frontier_at(hull, 2) == pytest.approx(0.7) and frontier_at(hull, 0.5) == 0 and frontier_at(hull, 9) == 0.9
+    assert average_quality(hull, 1, 3) == pytest.approx(0.7)
+    assert average_quality(hull, 0, 4) == pytest.approx((1.4 + 0.9) / 4)
+
+
+def test_bank_runs_routers_and_votes_without_a_model_and_reports_routing(fresh_cache_dir, tmp_path):
+    source = routerbench_table(tmp_path / "routerbench.pkl")
+    bank = tmp_path / "toy_bank.json"
+    made = cli.invoke(app, ["bank", str(source), "--output", str(bank), "--dev-fraction", "0.25"])
+    assert made.exit_code == 0, made.output
+    data = json.loads(bank.read_text())
+    assert (len(data["dev"]), len(data["test"]), data["task_type"]) == (5, 15, "bank")
+    assert data["test"][0]["input"].startswith("Question number")
+    snippet = yaml.safe_load(made.output.split("\n", 1)[1])
+    sweep = {
+        "methods": ["single_model", "oracle_routing", "random_routing", "majority_vote"],
+        "datasets": [snippet["dataset"]],
+        "pools": [{"name": "toy", "models": snippet["models"]}],
+        "output_dir": str(tmp_path / "sweep"),
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    result = cli.invoke(app, ["sweep", str(tmp_path / "sweep.yaml")])
+    assert result.exit_code == 0, result.output
+    cells = tmp_path / "sweep" / "cells"
+    oracle = json.loads((cells / "toy--oracle_routing--toy_bank--s0" / "metrics.json").read_text())
+    assert oracle["score"]["mean"] == 1.0
+    single = json.loads((cells / "toy--single_model--toy_bank--s0" / "metrics.json").read_text())
+    assert single["model_test_scores"]["big"] == 1.0 and single["model_test_scores"]["cheap"] < 1.0
+    assert single["score"]["mean"] == single["model_test_scores"][single["dev_best_single"]["model"]]
+    lines = [json.loads(line) for line in (cells / "toy--oracle_routing--toy_bank--s0" / "predictions.jsonl").open()]
+    assert all(line["output"].startswith(line["routed_to"] + " says right") for line in lines)
+
+    report = cli.invoke(app, ["report", str(tmp_path / "sweep")])
+    assert report.exit_code == 0, report.output
+    rows = pd.read_csv(tmp_path / "sweep" / "report" / "routing.csv")
+    by_name = {row["name"]: row for _, row in rows.iterrows()}
+    assert by_name["oracle router"]["quality"] == 1.0
+    test_ids = [int(item["id"][1:]) for item in data["test"]]
+    cheapest_right = [0.001 if i % 3 == 0 else 0.01 if i % 2 == 0 else 0.1 for i in test_ids]
+    assert by_name["oracle router"]["cost/query"] == pytest.approx(sum(cheapest_right) / 15, rel=1e-4)
+    assert by_name["oracle_routing"]["gap to oracle"] == 0.0
+    assert by_name["majority_vote"]["cost/query"] == pytest.approx(sum(MODELS.values()), rel=1e-4)
+    assert by_name["big"]["quality"] == 1.0 and by_name["big"]["cost/query"] == pytest.approx(0.1)
+    assert by_name["oracle_routing"]["above frontier"] > 0, "routing per query beats every fixed mix of models"
+    assert "single-model frontier AIQ" in (tmp_path / "sweep" / "report" / "routing.md").read_text()
+
+
+def test_a_method_that_needs_new_generations_is_refused_in_one_line(fresh_cache_dir, tmp_path):
+    bank = tmp_path / "bank.json"
+    assert cli.invoke(app, ["bank", str(routerbench_table(tmp_path / "t.pkl")), "--output", str(bank)]).exit_code == 0
+    models = [{"name": m, "path": m, "backend": "bank", "backend_options": {"bank": str(bank)}} for m in MODELS]
+    config = {
+        "method": "majority_vote",
+        "params": {"samples_per_model": 2},
+        "models": models,
+        "dataset": {"path": str(bank)},
+        "output_dir": str(tmp_path / "run"),
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    result = cli.invoke(app, ["run", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2
+    assert "the method asks for a second sample; a bank holds one answer" in result.output
+    models[0]["path"] = "nobody"
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**config, "params": {}, "models": models}))
+    result = cli.invoke(app, ["run", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2 and "has no model 'nobody'" in result.output
+
+
+def test_a_file_that_is_not_routerbench_is_one_line(tmp_path):
+    pd.DataFrame([{"prompt": "x", "answer": 1}]).to_csv(tmp_path / "other.csv", index=False)
+    result = cli.invoke(app, ["bank", str(tmp_path / "other.csv"), "--output", str(tmp_path / "b.json")])
+    assert result.exit_code == 2 and "not RouterBench format" in result.output
+
+
+def test_a_single_model_run_becomes_a_bank(fresh_cache_dir, tmp_path):
+    from moco_core.testing import ScriptedBackendPlugin, ScriptedTaskTypesPlugin, registered_plugin, set_responder
+
+    items = [
+        {"id": f"q{i}", "question": f"q {i}", "choices": {"A": "", "B": ""}, "answer": "AB"[i % 2]} for i in range(8)
+    ]
+    (tmp_path / "d.json").write_text(json.dumps({"task_type": "letter", "dev": items[:2], "test": items}))
+    with registered_plugin(ScriptedBackendPlugin(), "scripted"), registered_plugin(ScriptedTaskTypesPlugin(), "l"):
+        set_responder("says-A", "A")
+        set_responder("says-B", "B")
+        models = [{"name": n, "path": f"says-{n}", "backend": "scripted"} for n in "AB"]
+        run = {"method": "single_model", "models": models, "dataset": {"path": str(tmp_path / "d.json")}}
+        (tmp_path / "run.yaml").write_text(yaml.safe_dump({**run, "output_dir": str(tmp_path / "run")}))
+        assert cli.invoke(app, ["run", str(tmp_path / "run.yaml")]).exit_code == 0
+    bank = tmp_path / "bank.json"
+    made = cli.invoke(app, ["bank", str(tmp_path / "run"), "--format", "moco", "--output", str(bank)])
+    assert made.exit_code == 0, made.output
+    data = json.loads(bank.read_text())
+    assert len(data["dev"]) + len(data["test"]) == 8
+    assert {tuple(sorted(i["bank"])) for i in data["test"]} == {("A", "B")}
+    snippet = yaml.safe_load(made.output.split("\n", 1)[1])
+    config = {"method": "oracle_routing", **snippet, "output_dir": str(tmp_path / "oracle")}
+    (tmp_path / "oracle.yaml").write_text(yaml.safe_dump(config))
+    result = cli.invoke(app, ["run", str(tmp_path / "oracle.yaml")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "oracle" / "metrics.json").read_text())["score"]["mean"] == 1.0
+    refused = cli.invoke(app, ["bank", str(tmp_path / "oracle"), "--format", "moco", "--output", str(bank)])
+    assert refused.exit_code == 2 and "not a single_model run" in refused.output
