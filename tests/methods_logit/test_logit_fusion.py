@@ -58,7 +58,7 @@ def make_context(pool: ModelPool, tmp_path: Path, **params: object) -> MethodCon
 def test_registered_as_logit_method() -> None:
     spec = get_registry().methods["logit_fusion"]
     assert spec.level == "logit"
-    assert spec.requirements.same_tokenizer and spec.requirements.min_models == 2
+    assert spec.requirements.min_models == 2  # one tokenizer is checked by LogitFusion.check unless union
     assert spec.load() is LogitFusion
 
 

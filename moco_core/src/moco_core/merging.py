@@ -85,6 +85,55 @@ def _weights(job: MergeJob) -> list[float]:
     return [float(w) for w in job.weights]
 
 
+def merge_method_names() -> list[str]:
+    """Every merge method mergekit offers, by the name a config uses."""
+    from mergekit.merge_methods import registered_methods
+
+    return sorted(m.spec.name for m in registered_methods())
+
+
+def check_merge_request(method: str, parameters: dict[str, Any], has_base: bool, inputs: int | None = None) -> None:
+    """Refuse, in one line, a merge mergekit cannot run: unknown method or parameter, a missing
+    required parameter or base model, or a number of inputs the method does not take.
+
+    ``inputs`` is the number of non-base models (None when not yet known).  Runs before any
+    model loads, so a bad recipe costs nothing.
+    """
+    from mergekit.merge_methods import get as get_merge_method
+
+    try:
+        spec = get_merge_method(method).spec
+    except RuntimeError:
+        raise MocoError(
+            f"merge: mergekit has no merge method {method!r} (known: {', '.join(merge_method_names())})"
+        ) from None
+    known = {p.name for p in spec.parameters}
+    for name in parameters:
+        if name not in known and name not in OPTION_PARAMETERS:
+            valid = ", ".join(sorted(known | set(OPTION_PARAMETERS)))
+            raise MocoError(f"merge: {method} has no parameter {name!r} (known: {valid})")
+    for parameter in spec.parameters:
+        if parameter.required and parameter.name != "weight" and parameter.name not in parameters:
+            raise MocoError(f"merge: {method} needs parameter {parameter.name!r}")
+    policy = spec.contract.base.value
+    if policy == "required" and not has_base:
+        raise MocoError(f"merge: {method} needs a base_model")
+    if policy == "forbidden" and has_base:
+        raise MocoError(f"merge: {method} takes no base_model")
+    if inputs is None:
+        return
+    contract = spec.contract
+    total = inputs + int(has_base and policy != "ignored")
+    low, high = contract.min_inputs, contract.max_inputs
+    if total < low or (high is not None and total > high):
+        wanted = f"{low}..{high}" if high is not None else f"at least {low}"
+        raise MocoError(f"merge: {method} merges {wanted} models (base included), got {total}")
+    low, high = contract.min_non_base, contract.max_non_base
+    if (low is not None and inputs < low) or (high is not None and inputs > high):
+        wanted = f"{low or 0}..{high}" if high is not None else f"at least {low}"
+        raise MocoError(f"merge: {method} merges {wanted} models besides the base, got {inputs}")
+
+
 def _reference(path: str) -> dict[str, Any]:
     """A mergekit model reference built field by field: mergekit would read "+" and "@" in a string path."""
     return {"model": {"path": resolve_model_path(path)}}
@@ -106,7 +155,9 @@ def merge_configuration(job: MergeJob) -> Any:
     try:
         spec = get_merge_method(job.method).spec
     except RuntimeError:
-        raise MocoError(f"merge: mergekit has no merge method {job.method!r}") from None
+        raise MocoError(
+            f"merge: mergekit has no merge method {job.method!r} (known: {', '.join(merge_method_names())})"
+        ) from None
     known = {p.name for p in spec.parameters}
     per_input = {p.name for p in spec.input_parameters}
     if "weight" in known:
