@@ -9,8 +9,15 @@ including EOS), and their texts are checked against (b).  Every path is warmed u
 batch first and timed as the best of ``--repeats`` runs (single GPU timings of a tiny model
 swing by 2x); (b) keeps prompt order while moco's backend and engine group prompts by length.
 
-    python benchmarks/bench_generation.py                       # tiny random model, CPU
-    python benchmarks/bench_generation.py --model PATH --device cuda --prompts 256
+Then fusion of two models (uniform weights, probability space): (f) two models sharing one
+tokenizer through the joint decoder, (g) the same pair through the union-vocabulary decoder
+(the alignment layer's own cost), (h) the first model with a model of another tokenizer
+through the union vocabulary.  Their outputs differ, so each is credited with the tokens its
+texts take in the first model's tokenizer.
+
+    python benchmarks/bench_generation.py                       # tiny random models, CPU
+    python benchmarks/bench_generation.py --model PATH --device cuda --prompts 256 \
+        --partner PATH_SAME_TOKENIZER --other PATH_OTHER_TOKENIZER
 """
 
 from __future__ import annotations
@@ -32,9 +39,10 @@ from moco_core.backends.hf import HFModel, eos_ids, render_prompt, row_seed
 from moco_core.cache import GenerationCache
 from moco_core.config import HardwareConfig, ModelConfig
 from moco_core.engines.decoding import JointDecoder
+from moco_core.engines.vocab_alignment import AlignedJointDecoder
 from moco_core.plugins import get_plugin_manager, get_registry
 from moco_core.pool import ModelPool
-from moco_core.types import GenerationRequest, GenerationSettings
+from moco_core.types import GenerationSettings
 
 SENTENCE = "the answer is a number between one and ten so think step by step and then write it down"
 
@@ -110,15 +118,101 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per path; the best counts")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"])
+    parser.add_argument("--partner", help="fusion partner sharing --model's tokenizer (default: tiny, or --model)")
+    parser.add_argument("--other", help="fusion partner with another tokenizer (default: a tiny random Llama)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="moco-bench-") as scratch:
+        from moco_core.testing import build_tiny_model
+
         model_path = args.model
         if model_path is None:
-            from moco_core.testing import build_tiny_model
-
             model_path = str(build_tiny_model(Path(scratch) / "tiny"))
+            args.partner = args.partner or str(build_tiny_model(Path(scratch) / "tiny-1", 1, model_path))
+        args.partner = args.partner or model_path
+        args.other = args.other or str(build_other_tokenizer_model(Path(scratch) / "other"))
         run(args, model_path, Path(scratch))
+        run_fusion(args, model_path)
+
+
+def build_other_tokenizer_model(folder: Path) -> Path:
+    """A tiny random Llama whose byte-level BPE is trained with fewer merges (another vocabulary)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from moco_core.testing import CHAT_TEMPLATE, CORPUS, tiny_llama_config
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    special = ["<|im_end|>", "<unk>", "<|im_start|>", "<pad>"]
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=special, initial_alphabet=alphabet, show_progress=False
+    )
+    tokenizer.train_from_iterator(CORPUS[::-1] * 4, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(folder)
+    torch.manual_seed(9)
+    model = LlamaForCausalLM(tiny_llama_config(fast, tie_word_embeddings=False))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0.0, 0.5)
+    model.generation_config.eos_token_id = fast.eos_token_id
+    model.generation_config.pad_token_id = fast.pad_token_id
+    model.save_pretrained(folder)
+    return folder
+
+
+def run_fusion(args: argparse.Namespace, model_path: str) -> None:
+    """Tokens/s of uniform fusion: shared tokenizer, the union layer on it, and across tokenizers."""
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=0.0, top_p=1.0, seed=0)
+    paths = {"a": model_path, "b": args.partner, "c": args.other}
+    pool = ModelPool(
+        [ModelConfig(name=n, path=p) for n, p in paths.items()],
+        hardware=HardwareConfig(device=args.device, dtype=args.dtype),
+        batch_size=args.batch_size,
+        cache=GenerationCache(enabled=False),
+        backends=get_registry().backends,
+        hook=get_plugin_manager().hook,
+    )
+    handles = {n: pool.load(n).handle for n in paths}
+    device = handles["a"].device
+    calls = count_forwards(handles["a"].model)
+    prompts = make_prompts(args.prompts)
+    seeds = [row_seed(settings.seed, pool.request("a", p)) for p in prompts]
+
+    def fuse(log_probs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.logsumexp(torch.stack(log_probs), dim=0) - torch.log(torch.tensor(float(len(log_probs))))
+
+    decoders = [
+        ("(f) fusion, shared tokenizer", JointDecoder([handles["a"], handles["b"]], args.batch_size)),
+        ("(g) union vocabulary, same pair", AlignedJointDecoder([handles["a"], handles["b"]], args.batch_size)),
+        ("(h) union vocabulary, two tokenizers", AlignedJointDecoder([handles["a"], handles["c"]], args.batch_size)),
+    ]
+    results = []
+    for label, decoder in decoders:
+        rendered = decoder.render(prompts, [None, None])
+        warm = [texts[: args.batch_size] for texts in rendered]
+        decoder.decode(warm, fuse, settings, seeds[: args.batch_size])
+        texts, seconds, passes = timed(
+            device, calls, args.repeats, lambda d=decoder, r=rendered: d.decode(r, fuse, settings, seeds)
+        )
+        tokens = sum(len(handles["a"].tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+        results.append((label, texts, tokens / seconds, seconds, passes))
+    print(f"fusion of {model_path} with {args.partner} (same tokenizer) and {args.other} (another tokenizer)")
+    for label, _, rate, seconds, passes in results:
+        print(f"  {label:<40} {rate:>12.1f} tokens/s  {seconds:8.3f} s  {passes:>6} forward passes of the first model")
+    same = sum(x == y for x, y in zip(results[0][1], results[1][1], strict=True))
+    print(f"union/shared on one tokenizer    {results[1][2] / results[0][2]:.3f}  (texts equal: {same}/{len(prompts)})")
+    print(f"cross-tokenizer/shared           {results[2][2] / results[0][2]:.3f}")
 
 
 def run(args: argparse.Namespace, model_path: str, scratch: Path) -> None:
@@ -144,7 +238,7 @@ def run(args: argparse.Namespace, model_path: str, scratch: Path) -> None:
     prompts = make_prompts(args.prompts)
     texts = [render_prompt(hf.tokenizer, p, None) for p in prompts]
     decoder = JointDecoder([hf], batch_size=args.batch_size)
-    seeds = [row_seed(settings.seed, GenerationRequest(p)) for p in prompts]
+    seeds = [row_seed(settings.seed, uncached.request("m", p)) for p in prompts]
 
     def per_prompt_loop(rows: slice) -> list[list[int]]:
         return [plain_generate(hf, [t], args.max_new_tokens, stop)[0] for t in texts[rows]]

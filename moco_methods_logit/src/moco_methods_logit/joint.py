@@ -1,7 +1,10 @@
 """Joint decoding of whole prompts through the pool's cache, shared by the logit-level methods.
 
-Every answer is cached under the whole recipe (the members' identities and system prompts, the
-method's settings, the prompt), so a repeated or resumed run decodes nothing twice.
+Every answer is cached under the whole recipe (the decoding version, the members' identities
+and system prompts, the method's settings, the prompt), so a repeated or resumed run decodes
+nothing twice and a change to how generations are decoded is never served from old entries.
+Rows are seeded as the pool seeds the anchor member's own generations (``pool.request``), so a
+decode that puts all weight on the anchor reproduces its samples, not only its greedy text.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from moco_core.engines.vocab_alignment import load_aligned_decoder
 from moco_core.errors import MocoError
 from moco_core.method import MethodContext
 from moco_core.models import adapter_base, tokenizer_fingerprint
-from moco_core.pool import CHUNK_BATCHES
-from moco_core.types import Example, Generation, GenerationRequest
+from moco_core.pool import CHUNK_BATCHES, DECODING_VERSION
+from moco_core.types import Example, Generation
 
 
 def check_vocabulary(key: str, models: Sequence[ModelConfig], vocabulary: str, space: str) -> None:
@@ -49,10 +52,12 @@ def decode_cached(
     combine: Combine,
     examples: list[Example],
     aligned: bool = False,
+    anchor: int = 0,
     **recipe: Any,
 ) -> list[str]:
     """One jointly decoded answer per example from members ``names`` (in that order); ``aligned``
-    decodes across tokenizers through the union vocabulary."""
+    decodes across tokenizers through the union vocabulary.  ``anchor`` is the index in ``names``
+    of the member whose random stream seeds the rows (the one the method leans on most)."""
     pool = ctx.pool
     settings = ctx.settings
     system_prompts = [pool.config(n).system_prompt for n in names]
@@ -60,9 +65,11 @@ def decode_cached(
     keys = [
         cache_key(
             kind="joint",
+            decoding=DECODING_VERSION,
             method=method,
             models=identities,
             system_prompts=system_prompts,
+            anchor=anchor,
             **recipe,
             prompt=e.prompt,
             settings=settings.cache_fields(),
@@ -77,7 +84,7 @@ def decode_cached(
         for start in range(0, len(missing), chunk):
             part = missing[start : start + chunk]
             prompts = [prompt for _, prompt in part]
-            seeds = [row_seed(settings.seed, GenerationRequest(p)) for p in prompts]
+            seeds = [row_seed(settings.seed, pool.request(names[anchor], p)) for p in prompts]
             outputs = decoder.decode(decoder.render(prompts, system_prompts), combine, settings, seeds)
             made = {key: text for (key, _), text in zip(part, outputs, strict=True)}
             pool.cache.put_many({k: Generation(text=t).to_json() for k, t in made.items()})

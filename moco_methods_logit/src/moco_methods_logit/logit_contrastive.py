@@ -40,7 +40,10 @@ def check_k(k: int, count: int) -> None:
 
 
 class LogitContrastive(Method):
-    """Ranks the pool on dev in ``prepare``, then decodes jointly from top, bottom and anchor."""
+    """Ranks the pool on dev in ``prepare``, then decodes jointly from top, bottom and anchor.
+
+    Rows draw from the dev-best member's random stream, so alpha 0 gives exactly its own text.
+    """
 
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)

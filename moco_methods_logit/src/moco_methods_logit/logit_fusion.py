@@ -43,7 +43,11 @@ def fuse(log_probs: list[torch.Tensor], weights: Sequence[float], space: str) ->
 
 
 class LogitFusion(Method):
-    """Joint decoding from the fused distribution; every answer is cached under the whole pool."""
+    """Joint decoding from the fused distribution; every answer is cached under the whole pool.
+
+    Rows draw from the random stream of the heaviest member (the first on ties), so weights
+    (1, 0) at any temperature give exactly member 1's own text.
+    """
 
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
@@ -68,6 +72,7 @@ class LogitFusion(Method):
             combine,
             examples,
             bool(union),
+            anchor=self.weights.index(max(self.weights)),
             weights=self.weights,
             space=space,
             **union,
