@@ -16,9 +16,11 @@ from typing import Any
 
 from moco_core.cache import default_cache_dir
 from moco_core.errors import MocoError
+from moco_core.fingerprint import folder_fingerprint
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 IDENTITY_FILE = "moco_identity.json"
+ADAPTER_CONFIG = "adapter_config.json"
 SMOLLM2_ALIAS = "smollm2-135m-instruct"
 IDENTITY_SUFFIXES = (
     ".safetensors",
@@ -73,15 +75,42 @@ def is_local_path(path: str) -> bool:
     return path.startswith((".", "/", "~")) or Path(path).expanduser().exists() or not HUB_ID.match(path)
 
 
-def check_model_path(path: str) -> None:
-    """Refuse a missing local folder (one line) without loading anything."""
+def is_adapter_folder(path: str) -> bool:
+    """A PEFT adapter folder (``adapter_config.json``): loaded over its base, not on its own."""
+    if path in ALIASES or not is_local_path(path):
+        return False
+    return (Path(path).expanduser() / ADAPTER_CONFIG).is_file()
+
+
+def adapter_base(path: str, explicit: str | None = None) -> str | None:
+    """The base model of an adapter folder (``explicit`` wins over ``adapter_config.json``); None otherwise."""
+    if not is_adapter_folder(path):
+        return None
+    if explicit:
+        return explicit
+    base = (_local_json(path, ADAPTER_CONFIG) or {}).get("base_model_name_or_path")
+    if not base:
+        raise MocoError(f"{path}: adapter_config.json names no base model; give the model a 'base'")
+    return str(base)
+
+
+def check_model_path(path: str, base: str | None = None) -> None:
+    """Refuse a missing local folder (one line) without loading anything.
+
+    An adapter folder is checked together with its base; ``base`` is only for adapters.
+    """
+    if is_adapter_folder(path):
+        check_model_path(adapter_base(path, base) or "")
+        return
+    if base:
+        raise MocoError(f"{path}: 'base' is given, but this is not an adapter folder (no {ADAPTER_CONFIG})")
     if path in ALIASES or not is_local_path(path):
         return
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise MocoError(f"{path}: model folder not found")
     if not (folder / "config.json").is_file():
-        raise MocoError(f"{path}: not a model folder (no config.json)")
+        raise MocoError(f"{path}: not a model folder (no config.json or {ADAPTER_CONFIG})")
 
 
 def resolve_model_path(path: str) -> str:
@@ -110,22 +139,18 @@ def _hub_revision(repo_id: str) -> str:
 def model_identity(path: str, dtype: str) -> dict[str, Any]:
     """Everything that makes a model's outputs what they are, for cache keys.
 
-    A local folder is identified by its resolved path and the size and mtime of every weight,
-    config and tokenizer file (so retraining in place invalidates the cache); a folder written
-    by moco (a merge) carries its recipe hash in ``moco_identity.json`` instead; a hub id by
-    its cached revision.
+    A local folder is identified by a content hash of its weight, config and tokenizer files
+    (``fingerprint.folder_fingerprint``), never by its path or timestamps, so a copied, moved or
+    touched folder samples the same text and retraining in place invalidates the cache; a folder
+    written by moco (a merge) carries its recipe hash in ``moco_identity.json`` instead; a hub id
+    by its cached revision.
     """
     folder = Path(path)
     if folder.is_dir():
         recipe = folder / IDENTITY_FILE
         if recipe.is_file():
             return {"recipe": json.loads(recipe.read_text()), "dtype": dtype}
-        files = sorted(
-            (p.name, p.stat().st_size, p.stat().st_mtime_ns)
-            for p in folder.iterdir()
-            if p.is_file() and p.suffix in IDENTITY_SUFFIXES
-        )
-        return {"path": str(folder.resolve()), "files": files, "dtype": dtype}
+        return {"content": folder_fingerprint(folder, IDENTITY_SUFFIXES), "dtype": dtype}
     return {"hub_id": path, "revision": _hub_revision(path), "dtype": dtype}
 
 
@@ -142,6 +167,7 @@ def _local_json(path: str, name: str) -> dict[str, Any] | None:
 
 
 def architecture_of(path: str) -> str | None:
+    path = adapter_base(path) or path
     config = _local_json(path, "config.json")
     if config is None:
         return None
@@ -150,7 +176,8 @@ def architecture_of(path: str) -> str | None:
 
 
 def tokenizer_fingerprint(path: str) -> str | None:
-    """A hash of the vocabulary, read from ``tokenizer.json`` without loading the model."""
+    """A hash of the vocabulary, read from ``tokenizer.json`` without loading the model (an adapter's base's)."""
+    path = adapter_base(path) or path
     tokenizer = _local_json(path, "tokenizer.json")
     if tokenizer is None:
         return None

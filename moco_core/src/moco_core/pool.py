@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from moco_core.cache import GenerationCache, cache_key
 from moco_core.config import HardwareConfig, ModelConfig
 from moco_core.errors import MocoError
-from moco_core.models import model_identity, resolve_model_path
+from moco_core.models import adapter_base, model_identity, resolve_model_path
 from moco_core.types import Generation, GenerationRequest, GenerationSettings
 
 log = logging.getLogger(__name__)
 
-DECODING_VERSION = 2
+DECODING_VERSION = 3
 """Bumped whenever the way a generation is decoded changes, so older cache entries are not served."""
 CHUNK_BATCHES = 8
 """Batches per backend call; finished chunks are cached at once, so an interrupted run keeps them."""
@@ -50,6 +50,8 @@ class _Member:
     config: ModelConfig
     resolved_path: str | None = None
     identity: dict[str, Any] | None = None
+    swap: Callable[[LoadedModel], None] | None = None
+    """Set for an in-memory member: puts its current weights into its own loaded copy."""
 
 
 def generation_progress(name: str, total: int, chunk: int) -> Any:
@@ -93,6 +95,7 @@ class ModelPool:
         self._backend_specs = backends or {}
         self._backends: dict[str, Any] = {}
         self._resident: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
+        self._adapters: dict[tuple[str, str], tuple[tuple[str, str], LoadedModel]] = {}
         self._next_gpu = 0
         self._hook = hook
 
@@ -113,9 +116,30 @@ class ModelPool:
         """Add a member mid-run (a merged or trained model); replaces one of the same name."""
         self._members[model.name] = _Member(model)
 
+    def set_in_memory(self, model: ModelConfig, identity: dict[str, Any], swap: Callable[[LoadedModel], None]) -> None:
+        """Add or update a member whose weights live in memory (a weight-search candidate).
+
+        It gets its own loaded copy of ``model.path`` (never shared with a member of that path);
+        before each uncached generation ``swap`` writes the current weights into that copy in
+        place, and ``identity`` (the candidate's recipe) keys its generations in the cache.
+        """
+        member = _Member(model, identity={"backend": model.backend, **identity}, swap=swap)
+        self._members[model.name] = member
+
+    def _resident_key(self, name: str) -> tuple[str, str]:
+        member = self._member(name)
+        path = self.resolved_path(name)
+        if member.config.backend_options:  # the same model name on two servers is two models
+            path = f"{path}#{cache_key(options=member.config.backend_options)[:16]}"
+        return (member.config.backend, f"{path}#{name}" if member.swap is not None else path)
+
     def remove(self, name: str) -> None:
+        if name in self._members and self._members[name].swap is not None:
+            self._evict(self._resident_key(name))
         member = self._members.pop(name, None)
         if member is not None and member.resolved_path is not None:
+            self._adapters.pop((member.config.backend, member.resolved_path), None)
+        if member is not None and member.swap is None and member.resolved_path is not None:
             key = (member.config.backend, member.resolved_path)
             if not any(m.resolved_path == member.resolved_path for m in self._members.values()):
                 self._evict(key)
@@ -157,8 +181,12 @@ class ModelPool:
                 if identity.get("revision") == "unresolved":
                     self.load(name)  # downloads the hub model, which pins its revision
                     identity = model_identity(path, self.dtype())
+                base = self.base_path(name)
+                if base is not None:
+                    identity["base"] = model_identity(base, self.dtype())
             else:
-                identity = {"path": path}
+                describe = getattr(self._backend(member.config.backend), "identity", None)
+                identity = describe(path, member.config.backend_options) if describe else {"path": path}
             member.identity = {"backend": member.config.backend, **identity}
         return member.identity
 
@@ -188,11 +216,43 @@ class ModelPool:
             return device, "auto"
         return f"cuda:{gpu}", None
 
+    def base_path(self, name: str) -> str | None:
+        """The resolved base model of an adapter member; None for a full model."""
+        member = self._member(name)
+        if member.swap is not None or not self._local_paths(member.config.backend):
+            return None
+        base = adapter_base(self.resolved_path(name), member.config.base)
+        return resolve_model_path(base) if base else None
+
     def load(self, name: str) -> LoadedModel:
-        """The member's model, loaded once and kept (least recently used evicted at the cap)."""
+        """The member's model, loaded once and kept (least recently used evicted at the cap).
+
+        An adapter member is a view of its base, loaded once for every adapter over it.
+        """
+        base = self.base_path(name)
+        if base is not None:
+            return self._load_adapter(name, base)
+        return self._load_resident(name, self._resident_key(name), self.resolved_path(name))
+
+    def _load_adapter(self, name: str, base: str) -> LoadedModel:
         member = self._member(name)
         path = self.resolved_path(name)
         key = (member.config.backend, path)
+        base_key = (member.config.backend, base)
+        loaded = self._load_resident(name, base_key, base)
+        if key in self._adapters and self._adapters[key][0] == base_key:
+            return self._adapters[key][1]
+        if not hasattr(loaded.backend, "load_adapter"):
+            raise MocoError(f"models.{name}.path: backend {member.config.backend!r} cannot load adapters")
+        log.info("loading adapter %s (%s) over %s", name, path, base)
+        adapter_name = "adapter_" + cache_key(adapter=self.identity(name))[:12]  # a retrained folder loads anew
+        handle = loaded.backend.load_adapter(loaded.handle, path, adapter_name)
+        view = LoadedModel(path, member.config.backend, loaded.backend, handle, self.identity(name), self.batch_size)
+        self._adapters[key] = (base_key, view)
+        return view
+
+    def _load_resident(self, name: str, key: tuple[str, str], path: str) -> LoadedModel:
+        member = self._member(name)
         if key in self._resident:
             self._resident.move_to_end(key)
             return self._resident[key]
@@ -203,17 +263,23 @@ class ModelPool:
         device, device_map = self._placement(path)
         log.info("loading %s (%s) on %s", name, path, device_map or device)
         try:
-            handle = backend.load(path, device, self.dtype(), device_map)
+            options = {"options": member.config.backend_options} if member.config.backend_options else {}
+            handle = backend.load(path, device, self.dtype(), device_map, **options)
         except (OSError, ValueError, KeyError) as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise MocoError(f"models.{name}.path: cannot load {member.config.path}: {detail}") from None
         loaded = LoadedModel(path, member.config.backend, backend, handle, {}, self.batch_size)
         self._resident[key] = loaded
-        loaded.identity = self.identity(name)
+        if path == self.resolved_path(name):
+            loaded.identity = self.identity(name)
+        else:  # the base of an adapter member
+            loaded.identity = {"backend": member.config.backend, **model_identity(path, self.dtype())}
         return loaded
 
     def _evict(self, key: tuple[str, str]) -> None:
         loaded = self._resident.pop(key, None)
+        for adapter_key in [k for k, (base_key, _) in self._adapters.items() if base_key == key]:
+            del self._adapters[adapter_key]
         if loaded is not None:
             log.info("unloading %s", loaded.path)
             loaded.backend.unload(loaded.handle)
@@ -225,6 +291,22 @@ class ModelPool:
         for key in list(self._resident):
             self._evict(key)
 
+    def stream(self, name: str) -> str:
+        """Member ``name``'s random stream: part of every row seed of its generations.
+
+        It comes from the model's identity, so pool members draw independent samples.
+        """
+        return cache_key(stream=self.identity(name))[:16]
+
+    def request(self, name: str, prompt: str, sample: int = 0) -> GenerationRequest:
+        """The request ``generate`` makes of a plain prompt for member ``name``.
+
+        Joint decoders seed rows by ``row_seed`` of it, so a decode anchored on a member draws
+        exactly what that member's own sampling draws (one seeding rule for both).
+        """
+        member = self._member(name)
+        return GenerationRequest(prompt, member.config.system_prompt, sample, False, self.stream(name))
+
     def generate(
         self,
         name: str,
@@ -235,7 +317,7 @@ class ModelPool:
         """One generation per prompt from member ``name``: cached ones read, the rest batched."""
         member = self._member(name)
         identity = self.identity(name)
-        stream = cache_key(stream=identity)[:16]
+        stream = self.stream(name)
         requests = [
             replace(p, stream=stream)
             if isinstance(p, GenerationRequest)
@@ -263,6 +345,8 @@ class ModelPool:
         unique_missing = list({keys[i]: i for i in missing}.values())
         if unique_missing:
             loaded = self.load(name)
+            if member.swap is not None:
+                member.swap(loaded)
             by_key: dict[str, Generation] = {}
             chunk = self.batch_size * CHUNK_BATCHES
             bar = generation_progress(name, len(unique_missing), chunk)

@@ -136,11 +136,22 @@ class MergeJob:
 
 @dataclass
 class TrainingJob:
-    """A training run: ``kind`` is sft, dpo or grpo; ``adapter`` is lora or full."""
+    """A training run: ``kind`` is sft, dpo or grpo; ``adapter`` is lora or full.
+
+    Rows are ``{prompt, completion}`` (sft), ``{prompt, chosen, rejected}`` (dpo) or ``{prompt,
+    ...gold fields}`` (grpo, scored by ``reward``, a JSON description such as ``{"type":
+    "scorer", "task_type": "multiple_choice"}`` so the job stays cacheable).  Without
+    ``output_dir`` the result lands in a content-addressed folder under the moco cache.
+    ``device`` and ``dtype`` "auto" follow the hardware (bf16 on capable GPUs, fp32 on CPU).
+    """
 
     kind: str
     base_model: str
     data: list[dict[str, Any]]
-    output_dir: str
+    output_dir: str | None = None
     adapter: str = "lora"
     hyperparameters: dict[str, Any] = field(default_factory=dict)
+    reward: dict[str, Any] | None = None
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "auto"

@@ -31,11 +31,33 @@ from moco_core.types import Generation, GenerationRequest, GenerationSettings
 
 @dataclass
 class HFModel:
-    """A loaded transformers model with its tokenizer and input device."""
+    """A loaded transformers model with its tokenizer and input device.
+
+    Adapter members are views of their base's handle: ``model`` is the PEFT model shared by
+    every adapter over that base and ``adapter`` names the one this view generates with.
+    Adapter layers stay disabled outside a view's generation call, so the base's own handle
+    (``peft`` holds the wrapper, ``model`` the plain model) still computes the base.
+    """
 
     model: Any
     tokenizer: Any
     device: torch.device
+    adapter: str | None = None
+    peft: Any = None
+
+
+@contextlib.contextmanager
+def active_adapter(handle: HFModel) -> Iterator[None]:
+    """Run the block with ``handle``'s adapter switched on (nothing to do for a plain model)."""
+    if handle.adapter is None:
+        yield
+        return
+    handle.model.set_adapter(handle.adapter)
+    handle.model.base_model.enable_adapter_layers()
+    try:
+        yield
+    finally:
+        handle.model.base_model.disable_adapter_layers()
 
 
 def row_seed(seed: int, request: GenerationRequest) -> int:
@@ -125,6 +147,8 @@ def neutral_generation_config(model: Any) -> Iterator[None]:
     must decode the same way (single models and joint decoding alike), so during the call the
     model sees a config holding only its special tokens.
     """
+    if hasattr(model, "get_base_model"):  # a PEFT model generates through the model it wraps
+        model = model.get_base_model()
     original = model.generation_config
     model.generation_config = GenerationConfig(
         bos_token_id=original.bos_token_id, eos_token_id=original.eos_token_id, pad_token_id=original.pad_token_id
@@ -155,8 +179,21 @@ class HFBackend:
         model.eval()
         return HFModel(model, tokenizer, input_device)
 
+    def load_adapter(self, handle: HFModel, path: str, name: str) -> HFModel:
+        """A view of the loaded base ``handle`` that generates through the PEFT adapter at ``path``."""
+        from peft import PeftModel
+
+        if handle.peft is None:
+            handle.peft = PeftModel.from_pretrained(handle.model, path, adapter_name=name)
+        elif name not in handle.peft.peft_config:
+            handle.peft.load_adapter(path, adapter_name=name)
+        handle.peft.eval()
+        handle.peft.base_model.disable_adapter_layers()
+        return HFModel(handle.peft, handle.tokenizer, handle.device, adapter=name)
+
     def unload(self, handle: HFModel) -> None:
         handle.model = None
+        handle.peft = None
         gc.collect()  # transformers models sit in reference cycles; free them before releasing GPU memory
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -187,7 +224,7 @@ class HFBackend:
         seeds = [row_seed(settings.seed, r) for r in requests]
         sampler = RowSeededSampler(seeds, settings.temperature, settings.top_p, record_logprobs=want_logprobs)
         stop_ids = eos_ids(handle)
-        with neutral_generation_config(handle.model):
+        with neutral_generation_config(handle.model), active_adapter(handle):
             output = handle.model.generate(
                 **encoded,
                 max_new_tokens=settings.max_new_tokens,
