@@ -81,6 +81,20 @@ def _api_key(options: OpenAIOptions) -> str:
     return os.environ.get(DEFAULT_KEY_ENV) or "EMPTY"  # local servers accept any key
 
 
+TOP_LOGPROBS = 2
+"""Alternatives asked for per token: vLLM lists the sampled token among them even when it is not
+the most likely, so one alternative would hide the true top token whenever a sample is not greedy."""
+
+
+def _text_tokens(tokens: list[str] | None, text: str, finish_reason: str | None) -> int | None:
+    """How many leading tokens made ``text`` (None: all). vLLM also scores the end token (or stop string)
+    it stopped on, which the hf backend and OpenAI leave out; it is dropped when ``text`` does not end with it
+    (or it renders as nothing)."""
+    if finish_reason == "stop" and tokens and not (tokens[-1] and text.endswith(tokens[-1])):
+        return len(tokens) - 1
+    return None
+
+
 def _chosen_and_top(entries: list[Any]) -> tuple[list[float], list[float]]:
     """Per generated token: log p(chosen) and log p(most likely), from the chat API's logprobs."""
     chosen, top = [], []
@@ -143,27 +157,31 @@ class OpenAIBackend:
         messages = [{"role": "user", "content": request.prompt}]
         if request.system_prompt:
             messages.insert(0, {"role": "system", "content": request.system_prompt})
-        extra = {"logprobs": True, "top_logprobs": 1} if request.logprobs else {}
+        extra = {"logprobs": True, "top_logprobs": TOP_LOGPROBS} if request.logprobs else {}
         response = handle.client.chat.completions.create(
             model=handle.model, messages=messages, n=1, **self._sampling(request, settings), **extra
         )
         choice = response.choices[0]
-        generation = Generation(text=(choice.message.content or "").strip())
+        content = choice.message.content or ""
+        generation = Generation(text=content.strip())
         if request.logprobs and choice.logprobs is not None and choice.logprobs.content:
-            generation.token_logprobs, generation.top_logprobs = _chosen_and_top(choice.logprobs.content)
+            entries = choice.logprobs.content
+            kept = _text_tokens([e.token for e in entries], content, choice.finish_reason)
+            generation.token_logprobs, generation.top_logprobs = _chosen_and_top(entries[:kept])
         return generation
 
     def _completion(self, handle: OpenAIModel, request: GenerationRequest, settings: GenerationSettings) -> Generation:
         prompt = f"{request.system_prompt}\n\n{request.prompt}" if request.system_prompt else request.prompt
-        extra = {"logprobs": 1} if request.logprobs else {}
+        extra = {"logprobs": TOP_LOGPROBS} if request.logprobs else {}
         response = handle.client.completions.create(
             model=handle.model, prompt=prompt, n=1, **self._sampling(request, settings), **extra
         )
         choice = response.choices[0]
         generation = Generation(text=(choice.text or "").strip())
         if request.logprobs and choice.logprobs is not None and choice.logprobs.token_logprobs:
-            generation.token_logprobs = [float(v) for v in choice.logprobs.token_logprobs]
-            tops = choice.logprobs.top_logprobs or [{} for _ in generation.token_logprobs]
+            kept = _text_tokens(choice.logprobs.tokens, choice.text or "", choice.finish_reason)
+            generation.token_logprobs = [float(v) for v in choice.logprobs.token_logprobs[:kept]]
+            tops = (choice.logprobs.top_logprobs or [{} for _ in generation.token_logprobs])[:kept]
             generation.top_logprobs = [
                 max([v, *(float(x) for x in (alternatives or {}).values())])
                 for v, alternatives in zip(generation.token_logprobs, tops, strict=False)
