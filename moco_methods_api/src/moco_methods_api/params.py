@@ -2,10 +2,112 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class PromptRoutingParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     router: str | None = Field(default=None, description="pool model that routes; default: the dev-best model")
+
+
+class CascadeParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    defer_fraction: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="quantile of a member's dev confidences used as its threshold"
+    )
+    confidence: Literal["token_prob", "self_ask"] = Field(
+        default="token_prob", description="mean top-1 token probability, or the model saying 'unconfident'"
+    )
+
+
+class NudgingParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gamma: float = Field(default=0.4, ge=0.0, le=1.0, description="base top-1 probability below which it is nudged")
+    base_model: int = Field(default=0, ge=0, description="pool index of the base model")
+    nudging_model: int = Field(default=1, ge=0, description="pool index of the nudging model")
+    gamma_search: list[Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        default_factory=list, description="gammas tried on dev (empty: use gamma)"
+    )
+    search_nudging: bool = Field(default=False, description="also pick the nudging member on dev")
+
+
+class SwitchGenerationParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    patch_size: int = Field(default=25, ge=1, description="tokens per patch; the selector picks per patch")
+    selector_base_model: str | None = Field(default=None, description="pool model trained as selector (default: 0)")
+    selector_model: str | None = Field(default=None, description="a trained selector folder; skips training")
+    rollouts_per_example: int = Field(default=16, ge=1, description="rollouts per training prompt")
+    train_examples: int = Field(default=500, ge=1, description="dev prompts the selector is trained on")
+    rollout_score: Literal["reward_model", "scorer"] = Field(
+        default="reward_model", description="rank rollouts by a reward model or by the dataset's scorer"
+    )
+    reward_model: str | None = Field(default=None, description="reward model of the rollouts (rollout_score)")
+
+
+class CoLLMParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="defer when p(defer) > threshold")
+    threshold_warmup: Literal["none", "linear", "cosine"] = Field(default="none")
+    strategy: Literal["defer", "compose"] = Field(default="defer")
+    finetune: bool = Field(default=True, description="phase 2: train the generator on the marginal likelihood")
+    epochs: int = Field(default=2, ge=1)
+    lr: float = Field(default=2e-5, gt=0.0)
+    training_dataset: str | None = Field(default=None, description="training data file (default: dev split)")
+
+
+class MentorCollabParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision_proportion: float = Field(default=0.25, ge=0.0, le=1.0, description="probability of consulting")
+    patch_size: int = Field(default=16, ge=1, description="tokens of each candidate continuation")
+    mode: Literal["free", "mlp"] = Field(
+        default="free", description="judge: the generator chooses (A)/(B), or a classifier on its hidden state"
+    )
+    mlp_path: str | None = Field(
+        default=None, description="TorchScript classifier: hidden states (n, d) -> one logit each (mode mlp)"
+    )
+    mlp_threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="keep the generator's when sigmoid > this")
+
+    @model_validator(mode="after")
+    def _mlp_needs_path(self) -> MentorCollabParams:
+        if self.mode == "mlp" and not self.mlp_path:
+            raise ValueError("mlp_path is required when mode is mlp")
+        return self
+
+
+class TrainedRouterParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    router_base_model: str | None = Field(default=None, description="pool model LoRA-trained as router (default: 0)")
+    reward_model: str | None = Field(default=None, description="breaks ties between members right on a dev item")
+    epochs: float = Field(default=5, gt=0, description="training epochs of the router")
+    lr: float = Field(default=1e-5, gt=0, description="learning rate of the router's LoRA training")
+    hyperparameters: dict[str, Any] = Field(
+        default_factory=dict, description="further training-job settings (batch_size, lora_r, lora_target_modules, ...)"
+    )
+
+
+class GraphRouterParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    embedding_model: str = Field(
+        default="sentence-transformers/all-MiniLM-L6-v2", description="sentence encoder of queries and descriptions"
+    )
+    hidden_dim: int = Field(default=8, ge=1)
+    epochs: int = Field(default=500, ge=1)
+    lr: float = Field(default=1e-4, gt=0)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    scenario: Literal["performance", "balance", "cost"] = Field(
+        default="performance", description="label weights (a, b) of a*score - b*cost: (1,0), (0.5,0.5), (0.2,0.8)"
+    )
+    model_costs: list[Annotated[float, Field(ge=0.0)]] | None = Field(
+        default=None, description="cost per pool model, in pool order (default: all 1.0)"
+    )
+    task_description: str | None = Field(default=None, description="text of the task node (default: dataset name)")

@@ -42,6 +42,9 @@ class DecodeStep:
     log_probs: list[torch.Tensor]
     combined: torch.Tensor
     finished: torch.Tensor
+    hidden: list[torch.Tensor | None] | None = None
+    """Per model, its last-layer hidden state at the last position ``(batch, hidden)``, for the
+    models named in ``decode(hidden_states=...)``; None for the others."""
 
 
 StepHook = Callable[[DecodeStep], torch.Tensor | None]
@@ -55,10 +58,12 @@ def _forward_parameters(model: Any) -> set[str]:
 class _ModelStream:
     """One model's side of a batch: its left-padded prompts, attention mask and KV cache."""
 
-    def __init__(self, hf: HFModel, texts: Sequence[str], pad_id: int) -> None:
+    def __init__(self, hf: HFModel, texts: Sequence[str], pad_id: int, keep_hidden: bool = False) -> None:
         from transformers import DynamicCache
 
         self.hf = hf
+        self.keep_hidden = keep_hidden
+        self.hidden: torch.Tensor | None = None
         encoded = hf.tokenizer(list(texts), add_special_tokens=adds_special_tokens(hf.tokenizer))["input_ids"]
         width = max(len(ids) for ids in encoded)
         input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in encoded], device=hf.device)
@@ -77,6 +82,8 @@ class _ModelStream:
         extra: dict[str, Any] = {self._cache_argument: self.cache}
         if self._keep_last:
             extra["logits_to_keep"] = 1
+        if self.keep_hidden:
+            extra["output_hidden_states"] = True
         output = self.hf.model(
             input_ids=input_ids,
             attention_mask=self.attention_mask,
@@ -84,6 +91,8 @@ class _ModelStream:
             use_cache=True,
             **extra,
         )
+        if self.keep_hidden:
+            self.hidden = output.hidden_states[-1][:, -1, :]
         return output.logits[:, -1, :]
 
     def advance(self, tokens: torch.Tensor) -> None:
@@ -136,11 +145,15 @@ class JointDecoder:
         settings: GenerationSettings,
         seeds: Sequence[int],
         step_hook: StepHook | None = None,
+        hidden_states: Sequence[int] = (),
     ) -> list[str]:
         """One continuation per prompt; ``prompts_per_model[m][i]`` is model m's text of prompt i.
 
-        ``seeds[i]`` seeds prompt i's sampling stream (use ``row_seed``); greedy when the
-        temperature is 0.  Prompts are grouped by length into batches of ``batch_size``.
+        ``seeds[i]`` seeds prompt i's sampling stream: ``row_seed(seed, pool.request(anchor,
+        prompt))`` for the member the decode leans on, so all weight on it reproduces its own
+        samples (the pool's one seeding rule); greedy when the temperature is 0.  Prompts are
+        grouped by length into batches of ``batch_size``.
+        ``hidden_states`` names the models whose last hidden state the step hook sees.
         """
         if len(prompts_per_model) != len(self.models):
             raise ValueError(f"expected prompts for {len(self.models)} models, got {len(prompts_per_model)}")
@@ -154,7 +167,9 @@ class JointDecoder:
         for start in range(0, count, self.batch_size):
             rows = order[start : start + self.batch_size]
             texts = [[texts[i] for i in rows] for texts in prompts_per_model]
-            batch = self._decode_batch(rows, texts, combine, settings, [seeds[i] for i in rows], step_hook)
+            batch = self._decode_batch(
+                rows, texts, combine, settings, [seeds[i] for i in rows], step_hook, set(hidden_states)
+            )
             for i, text in zip(rows, batch, strict=True):
                 results[i] = text
         return results
@@ -167,8 +182,13 @@ class JointDecoder:
         settings: GenerationSettings,
         seeds: list[int],
         step_hook: StepHook | None,
+        hidden_states: set[int] | None = None,
     ) -> list[str]:
-        streams = [_ModelStream(m, t, self.pad_id) for m, t in zip(self.models, texts, strict=True)]
+        hidden_states = hidden_states or set()
+        streams = [
+            _ModelStream(m, t, self.pad_id, keep_hidden=i in hidden_states)
+            for i, (m, t) in enumerate(zip(self.models, texts, strict=True))
+        ]
         width = min([self.vocab_size] + [s.logits.shape[-1] for s in streams])
         sampler = RowSeededSampler(seeds, settings.temperature, settings.top_p)
         stop = torch.tensor(sorted(self.stop_ids), dtype=torch.long, device=self.device)
@@ -178,7 +198,8 @@ class JointDecoder:
             log_probs = [torch.log_softmax(s.logits[:, :width].float(), dim=-1).to(self.device) for s in streams]
             combined = combine(log_probs)
             if step_hook is not None:
-                replaced = step_hook(DecodeStep(index, rows, log_probs, combined, finished.clone()))
+                hidden = [s.hidden for s in streams]
+                replaced = step_hook(DecodeStep(index, rows, log_probs, combined, finished.clone(), hidden))
                 combined = combined if replaced is None else replaced
             tokens = sampler(None, combined).argmax(dim=-1)
             tokens = tokens.masked_fill(finished, self.pad_id)

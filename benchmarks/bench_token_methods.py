@@ -1,0 +1,190 @@
+"""Token-level collaboration: moco's engines against the original's per-token full recompute.
+
+For nudging (text exchange engine) and co_llm (joint decoder with a defer head), runs the same
+greedy decoding (a) with moco's engine, batched, each model keeping its KV cache, and (b) with
+a reference loop that, one prompt at a time, re-encodes and recomputes the whole prefix for
+every token (as the original implementations did), and checks both give the same texts.  It
+prints tokens per second of both and their ratio (target >= 15x), and the engine's time per
+generated token against the sum of the two models' plain batched ``generate`` times per token
+(target <= 1.3x).
+
+    python benchmarks/bench_token_methods.py                 # two tiny random models, CPU
+    python benchmarks/bench_token_methods.py --device cuda --prompts 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
+
+from moco_core.backends.hf import HFBackend, HFModel, adds_special_tokens, eos_ids, row_seed
+from moco_core.engines.decoding import JointDecoder
+from moco_core.engines.text_exchange import TextExchangeDecoder
+from moco_core.testing import build_tiny_pool
+from moco_core.types import GenerationRequest, GenerationSettings
+from moco_methods_api.co_llm import DeferHook
+from moco_methods_api.nudging import NudgingPolicy
+
+SENTENCE = "the answer is a number between one and ten so think step by step and then write it down"
+
+
+def make_prompts(count: int) -> list[str]:
+    words = SENTENCE.split()
+    return [f"Question {i}: " + " ".join(words[: 3 + (i * 7) % len(words)]) + "?" for i in range(count)]
+
+
+def timed(run: Callable[[], Any], repeats: int = 1) -> tuple[Any, float]:
+    """The result and the best wall time of ``repeats`` runs (shared machines swing by several x)."""
+    best = float("inf")
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        result = run()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return result, best
+
+
+class FullRecompute:
+    """The original's stream: re-encode prompt + whole text and run the full forward every step."""
+
+    def __init__(self, hf: HFModel, prompts: list[str]) -> None:
+        self.hf = hf
+        special = adds_special_tokens(hf.tokenizer)
+        self.prompt_ids = [hf.tokenizer(p, add_special_tokens=special)["input_ids"] for p in prompts]
+
+    def sync(self, rows: list[int], texts: list[str]) -> torch.Tensor:
+        out = []
+        for row, text in zip(rows, texts, strict=True):
+            ids = self.prompt_ids[row] + self.hf.tokenizer(text, add_special_tokens=False)["input_ids"]
+            out.append(self.hf.model(input_ids=torch.tensor([ids], device=self.hf.device)).logits[0, -1])
+        return torch.stack(out)
+
+
+class ReferenceExchange(TextExchangeDecoder):
+    def streams(self, prompts: list[list[str]]) -> list[Any]:
+        return [FullRecompute(m, p) for m, p in zip(self.models, prompts, strict=True)]
+
+
+def nudging(models: list[HFModel], prompts: list[str], settings: GenerationSettings, reference: bool) -> list[Any]:
+    decoder = ReferenceExchange(models, 1) if reference else TextExchangeDecoder(models, len(prompts))
+    rendered = decoder.render(prompts, [None, None])
+    seeds = [row_seed(settings.seed, GenerationRequest(p)) for p in prompts]
+    with torch.inference_mode():
+        return decoder.decode(rendered, lambda: NudgingPolicy(0, 1, 0.1), settings, seeds)
+
+
+def co_llm_engine(models: list[HFModel], prompts: list[str], settings: GenerationSettings, head: Any) -> tuple:
+    decoder = JointDecoder(models, len(prompts))
+    rendered = decoder.render(prompts, [None, None])
+    seeds = [row_seed(settings.seed, GenerationRequest(p)) for p in prompts]
+    hook = DeferHook(head[0], head[1], 0.5, "none", "defer")
+    texts = decoder.decode(rendered, lambda lp: lp[0], settings, seeds, step_hook=hook, hidden_states=[0])
+    return texts, sum(hook.steps.values())
+
+
+@torch.inference_mode()
+def co_llm_reference(models: list[HFModel], prompts: list[str], settings: GenerationSettings, head: Any) -> tuple:
+    """Per prompt, per token: full forward of both models on the whole prefix, no cache."""
+    generator, assistant = models
+    tokenizer = generator.tokenizer
+    stop = eos_ids(generator) | eos_ids(assistant)
+    texts, steps = [], 0
+    for prompt in JointDecoder(models, 1).render(prompts, [None, None])[0]:
+        ids = tokenizer(prompt, add_special_tokens=adds_special_tokens(tokenizer))["input_ids"]
+        new: list[int] = []
+        for _ in range(settings.max_new_tokens):
+            batch = torch.tensor([ids + new], device=generator.device)
+            out = generator.model(input_ids=batch, output_hidden_states=True)
+            p = torch.sigmoid(out.hidden_states[-1][0, -1].float() @ head[0] + head[1])
+            logits = assistant.model(input_ids=batch).logits[0, -1] if p > 0.5 else out.logits[0, -1]
+            token = int(logits[: len(tokenizer)].argmax())
+            steps += 1
+            if token in stop:
+                break
+            new.append(token)
+        texts.append(tokenizer.decode(new, skip_special_tokens=True).strip())
+    return texts, steps
+
+
+@torch.inference_mode()
+def plain_generate(model: HFModel, prompts: list[str], settings: GenerationSettings) -> int:
+    """One batched greedy ``generate``; returns the generated tokens (up to and including EOS)."""
+    tokenizer = model.tokenizer
+    texts = JointDecoder([model], 1).render(prompts, [None])[0]
+    encoded = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+    output = model.model.generate(
+        **encoded.to(model.device),
+        max_new_tokens=settings.max_new_tokens,
+        do_sample=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    new = output[:, encoded["input_ids"].shape[1] :]
+    return int((new != tokenizer.pad_token_id).sum())
+
+
+def report(name: str, engine: tuple[int, float], reference: tuple[int, float], plain: float) -> None:
+    (tokens, seconds), (ref_tokens, ref_seconds) = engine, reference
+    speed, ref_speed = tokens / seconds, ref_tokens / ref_seconds
+    print(
+        f"{name}: engine {tokens} tokens in {seconds:.2f}s = {speed:.0f} tok/s; "
+        f"reference {ref_tokens} tokens in {ref_seconds:.2f}s = {ref_speed:.0f} tok/s; "
+        f"speed-up {speed / ref_speed:.1f}x (target >= 15x)"
+    )
+    print(
+        f"{name}: engine time per token / (sum of the two models' batched generate time per token) = "
+        f"{(seconds / tokens) / plain:.2f}x (target <= 1.3x)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=32)
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs (engine and plain generate)")
+    parser.add_argument("--models", nargs=2, default=None, help="two model folders sharing a tokenizer")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    paths = args.models or [str(p) for p in build_tiny_pool(Path(tempfile.mkdtemp()) / "models", 2)]
+    backend = HFBackend()
+    models = [backend.load(str(p), args.device, "float32") for p in paths]
+    prompts = make_prompts(args.prompts)
+    settings = GenerationSettings(max_new_tokens=args.new_tokens, temperature=0.0, top_p=1.0, seed=0)
+    hidden = models[0].model.config.hidden_size
+    head = (torch.randn(hidden, device=models[0].device) * 0.5, torch.zeros(1, device=models[0].device))
+
+    plain_generate(models[0], prompts[:2], settings)  # warm-up
+    plain = 0.0
+    for model in models:
+        tokens, seconds = timed(lambda m=model: plain_generate(m, prompts, settings), args.repeats)
+        plain += seconds / tokens
+        print(f"plain batched generate {Path(model.model.name_or_path).name}: {tokens} tokens in {seconds:.2f}s")
+
+    nudging(models, prompts[:2], settings, reference=False)  # warm-up
+    fast, seconds = timed(lambda: nudging(models, prompts, settings, reference=False), args.repeats)
+    slow, ref_seconds = timed(lambda: nudging(models, prompts, settings, reference=True))
+    assert [r.text for r in fast] == [r.text for r in slow], "nudging: engine and reference texts differ"
+    count = sum(sum(r.tokens_by_model) for r in fast)
+    report("nudging", (count, seconds), (sum(sum(r.tokens_by_model) for r in slow), ref_seconds), plain)
+
+    (texts, steps), seconds = timed(lambda: co_llm_engine(models, prompts, settings, head), args.repeats)
+    (ref_texts, ref_steps), ref_seconds = timed(lambda: co_llm_reference(models, prompts, settings, head))
+    assert texts == ref_texts, "co_llm: engine and reference texts differ"
+    report("co_llm", (steps, seconds), (ref_steps, ref_seconds), plain)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""cascade: members ordered weak to strong; each answers the items still open and keeps those it
+is confident about, deferring the rest to the next member; the last member always answers.
+
+Confidence is the mean top-1 probability (temperature 1) over the tokens a member generated up
+to EOS.  Member i defers when its confidence is below *its own* threshold: the
+``defer_fraction`` quantile of member i's confidences on dev.  In ``self_ask`` mode the prompt
+asks the model to say "unconfident" when unsure, and saying so defers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from moco_core.method import Method, MethodContext
+from moco_core.types import Example, Generation, GenerationRequest, Prediction
+from moco_methods_api.usage import UsageTally, token_count
+
+SELF_ASK = "\n\nIf you are not confident that your answer is correct, reply only with the word 'unconfident'."
+UNCONFIDENT = "unconfident"
+
+
+def confidence(generation: Generation) -> float:
+    """Mean top-1 probability over the generated tokens; 0 for an empty generation."""
+    top = generation.top_logprobs or []
+    return sum(math.exp(v) for v in top) / len(top) if top else 0.0
+
+
+def threshold(confidences: Sequence[float], defer_fraction: float) -> float:
+    """The ``defer_fraction`` quantile (linear interpolation), so about that share of dev defers."""
+    return float(np.quantile(np.asarray(confidences, dtype=float), defer_fraction)) if confidences else 0.0
+
+
+class Cascade(Method):
+    def __init__(self, ctx: MethodContext) -> None:
+        super().__init__(ctx)
+        self.names = ctx.pool.names
+        self.self_ask = self.params.confidence == "self_ask"
+        self.tally = UsageTally(ctx, self.names)
+        self.thresholds: dict[str, float] = {}
+
+    def _answer(self, name: str, examples: Sequence[Example]) -> list[Generation]:
+        system = self.ctx.pool.config(name).system_prompt
+        suffix = SELF_ASK if self.self_ask else ""
+        requests = [GenerationRequest(e.prompt + suffix, system, logprobs=True) for e in examples]
+        return self.ctx.pool.generate(name, requests, self.ctx.settings)
+
+    def prepare(self) -> None:
+        if self.self_ask:
+            return
+        for name in self.names[:-1]:
+            confidences = [confidence(g) for g in self._answer(name, self.ctx.dataset.dev)]
+            self.thresholds[name] = threshold(confidences, self.params.defer_fraction)
+        self.ctx.metrics["thresholds"] = self.thresholds
+
+    def _defers(self, name: str, generation: Generation, value: float) -> bool:
+        if self.self_ask:
+            return UNCONFIDENT in generation.text.lower()
+        return value < self.thresholds[name]
+
+    def predict(self, examples: list[Example]) -> list[Prediction]:
+        chains: list[list[dict]] = [[] for _ in examples]
+        final: list[Generation | None] = [None] * len(examples)
+        tokens: list[dict[str, int]] = [{} for _ in examples]
+        open_rows = list(range(len(examples)))
+        for level, name in enumerate(self.names):
+            if not open_rows:
+                break
+            last = level == len(self.names) - 1
+            generations = self._answer(name, [examples[i] for i in open_rows])
+            still_open = []
+            for i, generation in zip(open_rows, generations, strict=True):
+                value = confidence(generation)
+                tokens[i][name] = token_count(generation)
+                defers = not last and self._defers(name, generation, value)
+                step = {"model": name, "confidence": value, "deferred": defers}
+                if not self.self_ask and not last:
+                    step["threshold"] = self.thresholds[name]
+                chains[i].append(step)
+                if defers:
+                    still_open.append(i)
+                else:
+                    final[i] = generation
+            open_rows = still_open
+        predictions = []
+        for i, generation in enumerate(final):
+            assert generation is not None
+            answered_by = chains[i][-1]["model"]
+            self.tally.add(answered_by, tokens[i])
+            extras = {"routed_to": answered_by, "deferral_chain": chains[i], "tokens_by_model": tokens[i]}
+            predictions.append(Prediction(output=generation.text, extras=extras))
+        return predictions

@@ -1,0 +1,149 @@
+"""co_llm: a generator that learns when to defer single tokens to an assistant (one tokenizer).
+
+A ``<|defer|>`` output vector on the generator gives p(defer) = sigmoid(h·w + b) from its last
+hidden state at every step (trained in ``defer_head``).  Both models decode one token stream
+with the joint decoder, each with its own KV cache; where p(defer) exceeds the threshold the
+assistant's token is taken (``strategy: defer``), or the two distributions are mixed by p
+(``compose``).  ``threshold_warmup`` raises the threshold over the first 15 steps, easing from 1.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import torch
+
+from moco_core.backends.hf import row_seed
+from moco_core.config import ModelConfig
+from moco_core.engines.decoding import DecodeStep, load_joint_decoder
+from moco_core.errors import MocoError
+from moco_core.method import Method, MethodContext
+from moco_core.types import Example, Prediction
+from moco_methods_api.defer_head import HEAD_FILE, train_co_llm
+from moco_methods_api.token_level import cached_decode, token_predictions
+from moco_methods_api.usage import UsageTally
+
+WARMUP_STEPS = 15
+TRAINED = "co_llm-generator"
+
+
+def gold_continuation(example: Example) -> str:
+    """The text a gold answer is written as (multiple choice: "The answer is (K).")."""
+    answer: Any = example.answer
+    if isinstance(answer, list):
+        answer = answer[0] if answer else ""
+    if example.choices:
+        return f"The answer is ({answer})."
+    return str(answer)
+
+
+def step_threshold(threshold: float, warmup: str, step: int) -> float:
+    """The threshold at ``step``: from 1 (never defer) down to ``threshold`` over the warm-up."""
+    if warmup == "none" or step >= WARMUP_STEPS:
+        return threshold
+    progress = step / WARMUP_STEPS
+    if warmup == "cosine":
+        progress = (1 - math.cos(math.pi * progress)) / 2
+    return 1.0 - (1.0 - threshold) * progress
+
+
+class DeferHook:
+    """Per step: p(defer) per row, the assistant's (or the mixed) distribution where it defers."""
+
+    def __init__(self, w: torch.Tensor, b: torch.Tensor, threshold: float, warmup: str, strategy: str) -> None:
+        self.w, self.b = w, b
+        self.threshold, self.warmup, self.strategy = threshold, warmup, strategy
+        self.deferred: dict[int, list[int]] = {}
+        self.steps: dict[int, int] = {}
+
+    def __call__(self, step: DecodeStep) -> torch.Tensor:
+        assert step.hidden is not None and step.hidden[0] is not None
+        hidden = step.hidden[0].float()
+        p = torch.sigmoid(hidden @ self.w.to(hidden.device) + self.b.to(hidden.device)).to(step.combined.device)
+        generator, assistant = step.log_probs
+        defer = p > step_threshold(self.threshold, self.warmup, step.index)
+        for i, row in enumerate(step.rows):
+            if not bool(step.finished[i]):
+                self.steps[row] = self.steps.get(row, 0) + 1
+                if bool(defer[i]):
+                    self.deferred.setdefault(row, []).append(step.index)
+        if self.strategy == "compose":
+            weight = p.clamp(1e-6, 1 - 1e-6).unsqueeze(-1)
+            return torch.logaddexp(torch.log1p(-weight) + generator, torch.log(weight) + assistant)
+        return torch.where(defer.unsqueeze(-1), assistant, generator)
+
+
+class CoLLM(Method):
+    def __init__(self, ctx: MethodContext) -> None:
+        super().__init__(ctx)
+        self.names = ctx.pool.names
+        key = self.params.training_dataset
+        if key is not None:
+            from moco_core.plugins import get_registry
+
+            if key not in get_registry().datasets:
+                raise MocoError(f"params.training_dataset: unknown dataset {key!r} (see moco list-datasets)")
+        self.tally = UsageTally(ctx, self.names)
+
+    def _training_examples(self) -> list[Example]:
+        key = self.params.training_dataset
+        if key is None:
+            if not self.ctx.dataset.dev:
+                raise MocoError("dataset: co_llm trains on the dev split's gold answers; give the data a dev split")
+            return self.ctx.dataset.dev
+        from moco_core.plugins import get_registry
+
+        data = get_registry().datasets[key].load(os.environ.get("MOCO_DATA_DIR"))
+        return data.dev + data.test
+
+    def prepare(self) -> None:
+        pool = self.ctx.pool
+        generator = self.names[0]
+        examples = self._training_examples()
+        folder = train_co_llm(
+            lambda: (pool.load(generator).handle, pool.load(self.names[1]).handle),
+            pool.resolved_path(generator),
+            [pool.identity(n) for n in self.names],
+            [e.prompt for e in examples],
+            [gold_continuation(e) for e in examples],
+            self.params.epochs if self.params.finetune else None,
+            self.params.lr,
+            self.ctx.settings.seed,
+        )
+        head = torch.load(folder / HEAD_FILE)
+        self.w, self.b = head["w"], head["b"]
+        self.members = list(self.names)
+        if self.params.finetune:
+            config = pool.config(generator)
+            pool.add(ModelConfig(name=TRAINED, path=str(folder), system_prompt=config.system_prompt))
+            self.members[0] = TRAINED
+        self.ctx.metrics["defer_head"] = {"folder": str(folder), "positive_labels": head["positives"]}
+
+    def predict(self, examples: list[Example]) -> list[Prediction]:
+        pool, settings, params = self.ctx.pool, self.ctx.settings, self.params
+
+        def decode(prompts: list[str]) -> list[dict]:
+            decoder = load_joint_decoder(pool, self.members)
+            rendered = decoder.render(prompts, [pool.config(n).system_prompt for n in self.members])
+            seeds = [row_seed(settings.seed, pool.request(self.members[0], p)) for p in prompts]
+            hook = DeferHook(self.w, self.b, params.threshold, params.threshold_warmup, params.strategy)
+            texts = decoder.decode(rendered, lambda lp: lp[0], settings, seeds, step_hook=hook, hidden_states=[0])
+            results = []
+            for i, text in enumerate(texts):
+                deferred = hook.deferred.get(i, [])
+                steps = hook.steps.get(i, 0)
+                tokens = {self.names[0]: steps - len(deferred), self.names[1]: len(deferred)}
+                results.append({"text": text, "spans": [], "tokens_by_model": tokens, "log": deferred})
+            return results
+
+        settings_key = {
+            "threshold": params.threshold,
+            "warmup": params.threshold_warmup,
+            "strategy": params.strategy,
+            "head": [float(v) for v in self.b.flatten()] + [float(self.w.abs().sum())],
+            "members": [pool.identity(n) for n in self.members],
+        }
+        results = cached_decode(self.ctx, "co_llm", self.names, settings_key, [e.prompt for e in examples], decode)
+        return token_predictions(self.tally, examples, results, "deferred_at")

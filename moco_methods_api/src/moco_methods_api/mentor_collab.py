@@ -1,0 +1,207 @@
+"""mentor_collab: a generator writes word by word; at a ``decision_proportion`` share of words it
+consults a mentor.
+
+At each step the generator proposes its next word (its next token, extended by further tokens
+until one starts a new word).  With probability ``decision_proportion`` (a draw from the row's
+own seeded stream) the mentor proposes its next word from the same text: the same word is
+taken; a different one makes each model write a ``patch_size``-token candidate, and a judge
+picks one: in mode ``free`` the generator chooses between "(A)" its own and "(B)" the mentor's
+continuation (an unparseable verdict keeps its own); in mode ``mlp`` a classifier on the
+generator's last hidden state (a TorchScript module, ``mlp_path``) keeps the generator's
+candidate when sigmoid(score) > ``mlp_threshold``.  A row stops at the writer's EOS.  Both models read
+the shared text through the text exchange engine, so lookahead candidates that lose cost no
+recomputation of the prefix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from moco_core.backends.hf import row_seed
+from moco_core.engines.text_exchange import Choice, ExchangeView, load_text_exchange
+from moco_core.errors import MocoError
+from moco_core.method import Method, MethodContext
+from moco_core.types import Example, GenerationSettings, Prediction
+from moco_methods_api.token_level import cached_decode, exchange_result, token_predictions
+from moco_methods_api.usage import UsageTally
+
+GENERATOR, MENTOR = 0, 1
+MAX_WORD_TOKENS = 8
+VERDICT = re.compile(r"\(?\b([AB])\b\)?")
+
+
+def judge_prompt(query: str, text: str, own: str, mentor: str) -> str:
+    return (
+        f"Question:\n{query}\n\nAnswer so far:\n{text}\n\n"
+        f"Which continuation is better?\n(A) {own}\n(B) {mentor}\n\nReply only with (A) or (B)."
+    )
+
+
+def parse_verdict(reply: str) -> str | None:
+    match = VERDICT.search(reply.strip())
+    return match.group(1) if match else None
+
+
+class Lookahead:
+    """Continuations of several rows by one model from given texts, token by token, row-seeded."""
+
+    def __init__(self, view: ExchangeView, model: int) -> None:
+        self.view = view
+        self.model = model
+
+    def run(self, positions: Sequence[int], limit: int, whole_word: bool) -> dict[int, tuple[str, int, bool]]:
+        """Per row: (text, tokens, hit EOS).  ``whole_word`` stops before a token that starts a new word."""
+        view, model = self.view, self.model
+        ids: dict[int, list[int]] = {p: [] for p in positions}
+        done: dict[int, tuple[str, int, bool]] = {}
+        live = list(positions)
+        for _ in range(limit):
+            if not live:
+                break
+            texts = [view.text(p) + view.decode_tokens(model, ids[p]) for p in live]
+            tokens = view.sample(live, view.log_probs(model, live, texts))
+            still = []
+            for p, token in zip(live, tokens, strict=True):
+                if view.is_stop(model, token):
+                    done[p] = (view.decode_tokens(model, ids[p]), len(ids[p]), True)
+                    continue
+                piece = view.decode_tokens(model, [token])
+                if whole_word and ids[p] and piece[:1].isspace():
+                    done[p] = (view.decode_tokens(model, ids[p]), len(ids[p]), False)
+                    continue
+                ids[p].append(token)
+                still.append(p)
+            live = still
+        for p in live:
+            done[p] = (view.decode_tokens(model, ids[p]), len(ids[p]), False)
+        return done
+
+
+class MentorPolicy:
+    def __init__(
+        self,
+        ctx: MethodContext,
+        generator: str,
+        queries: Sequence[str],
+        proportion: float,
+        patch: int,
+        classifier: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        threshold: float = 0.5,
+    ) -> None:
+        self.ctx = ctx
+        self.generator = generator
+        self.queries = queries
+        self.proportion = proportion
+        self.patch = patch
+        self.classifier = classifier
+        self.threshold = threshold
+        self.log: dict[int, list[dict]] = {}
+        self.decisions: dict[int, int] = {}
+
+    def _judge(self, view: ExchangeView, rows: list[int], own: dict, mentor: dict) -> dict[int, bool]:
+        """Per row: True when the judge prefers the mentor's candidate."""
+        if self.classifier is not None:
+            hidden = view.hidden(GENERATOR, rows)
+            scores = torch.sigmoid(self.classifier(hidden).reshape(-1).float()).tolist()
+            return {p: score <= self.threshold for p, score in zip(rows, scores, strict=True)}
+        prompts = [
+            judge_prompt(self.queries[view.prompt_index(p)], view.text(p), own[p][0], mentor[p][0]) for p in rows
+        ]
+        greedy = GenerationSettings(max_new_tokens=4, temperature=0.0, top_p=1.0, seed=self.ctx.settings.seed)
+        replies = self.ctx.pool.generate(self.generator, prompts, greedy)
+        return {p: parse_verdict(r.text) == "B" for p, r in zip(rows, replies, strict=True)}
+
+    def __call__(self, view: ExchangeView) -> dict[int, Choice]:
+        active = list(view.active)
+        for p in active:
+            self.decisions[view.prompt_index(p)] = self.decisions.get(view.prompt_index(p), 0) + 1
+        words = Lookahead(view, GENERATOR).run(active, MAX_WORD_TOKENS, whole_word=True)
+        consult = [p for p in active if view.uniform(p) < self.proportion]
+        choices = {p: Choice(GENERATOR, text=words[p][0], tokens=words[p][1], stop=words[p][2]) for p in active}
+        if not consult:
+            return choices
+        mentor_words = Lookahead(view, MENTOR).run(consult, MAX_WORD_TOKENS, whole_word=True)
+        differ = [p for p in consult if mentor_words[p][0] != words[p][0]]
+        for p in consult:
+            if p not in differ:
+                self._record(view, p, agreed=True, chosen=GENERATOR)
+        if not differ:
+            return choices
+        own = Lookahead(view, GENERATOR).run(differ, self.patch, whole_word=False)
+        mentor = Lookahead(view, MENTOR).run(differ, self.patch, whole_word=False)
+        prefers_mentor = self._judge(view, differ, own, mentor)
+        for p in differ:
+            model, (text, tokens, stop) = (MENTOR, mentor[p]) if prefers_mentor[p] else (GENERATOR, own[p])
+            choices[p] = Choice(model, text=text, tokens=tokens, stop=stop)
+            self._record(view, p, agreed=False, chosen=model)
+        return choices
+
+    def _record(self, view: ExchangeView, position: int, agreed: bool, chosen: int) -> None:
+        event = {"at_token": view.generated(position), "agreed": agreed, "chosen": chosen}
+        self.log.setdefault(view.prompt_index(position), []).append(event)
+
+
+class MentorCollab(Method):
+    def __init__(self, ctx: MethodContext) -> None:
+        super().__init__(ctx)
+        self.names = ctx.pool.names
+        self.tally = UsageTally(ctx, self.names)
+        self.classifier: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.mlp_digest: str | None = None
+        if self.params.mode == "mlp":
+            path = Path(self.params.mlp_path).expanduser()
+            if not path.is_file():
+                raise MocoError(f"params.mlp_path: {path} is not a file")
+            self.mlp_digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            try:
+                self.classifier = torch.jit.load(str(path), map_location="cpu").eval()
+            except RuntimeError as exc:
+                raise MocoError(f"params.mlp_path: not a TorchScript module ({str(exc).splitlines()[0]})") from None
+
+    def predict(self, examples: list[Example]) -> list[Prediction]:
+        pool, settings, params = self.ctx.pool, self.ctx.settings, self.params
+        classifier = self.classifier
+
+        def decode(prompts: list[str]) -> list[dict]:
+            decoder = load_text_exchange(pool, self.names, hidden_states=[GENERATOR] if classifier else [])
+            rendered = decoder.render(prompts, [pool.config(n).system_prompt for n in self.names])
+            seeds = [row_seed(settings.seed, pool.request(self.names[0], p)) for p in prompts]
+            policies: list[MentorPolicy] = []
+
+            def factory() -> MentorPolicy:
+                policies.append(
+                    MentorPolicy(
+                        self.ctx,
+                        self.names[0],
+                        prompts,
+                        params.decision_proportion,
+                        params.patch_size,
+                        classifier,
+                        params.mlp_threshold,
+                    )
+                )
+                return policies[-1]
+
+            results = decoder.decode(rendered, factory, settings, seeds)
+            logs = {i: events for policy in policies for i, events in policy.log.items()}
+            decisions = {i: n for policy in policies for i, n in policy.decisions.items()}
+            out = []
+            for i, result in enumerate(results):
+                events = [{**e, "chosen": self.names[e["chosen"]]} for e in logs.get(i, [])]
+                out.append(exchange_result(result, self.names, {"words": decisions.get(i, 0), "consulted": events}))
+            return out
+
+        key = {
+            "decision_proportion": params.decision_proportion,
+            "patch_size": params.patch_size,
+            "mode": params.mode,
+            "mlp": self.mlp_digest,
+            "mlp_threshold": params.mlp_threshold if params.mode == "mlp" else None,
+        }
+        results = cached_decode(self.ctx, "mentor_collab", self.names, key, [e.prompt for e in examples], decode)
+        return token_predictions(self.tally, examples, results, "consultations")

@@ -1,0 +1,77 @@
+"""What the token-level methods share: cached decoding of whole rows and who-wrote-what extras.
+
+A token-level continuation depends on every model involved, so it is cached under all their
+identities, the method's settings and the prompt; finished chunks are stored at once, so an
+interrupted run keeps them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from moco_core.cache import cache_key
+from moco_core.method import MethodContext
+from moco_core.pool import CHUNK_BATCHES
+from moco_core.types import Example, Prediction
+from moco_methods_api.usage import UsageTally
+
+Decode = Callable[[list[str]], list[dict[str, Any]]]
+"""Decodes prompts into result dicts with at least ``text``, ``spans`` and ``tokens_by_model``."""
+
+
+def cached_decode(
+    ctx: MethodContext,
+    method: str,
+    names: Sequence[str],
+    settings: dict[str, Any],
+    prompts: Sequence[str],
+    decode: Decode,
+) -> list[dict[str, Any]]:
+    """One result per prompt, read from the cache or decoded in chunks (``decode`` loads the models)."""
+    pool = ctx.pool
+    keys = [
+        cache_key(
+            kind="exchange",
+            method=method,
+            models=[pool.identity(n) for n in names],
+            system_prompts=[pool.config(n).system_prompt for n in names],
+            params=settings,
+            prompt=prompt,
+            settings=ctx.settings.cache_fields(),
+        )
+        for prompt in prompts
+    ]
+    found = pool.cache.get_many(list(dict.fromkeys(keys)))
+    missing = list({k: p for k, p in zip(keys, prompts, strict=True) if k not in found}.items())
+    chunk = pool.batch_size * CHUNK_BATCHES
+    for start in range(0, len(missing), chunk):
+        part = missing[start : start + chunk]
+        made = dict(zip([k for k, _ in part], decode([p for _, p in part]), strict=True))
+        pool.cache.put_many(made)
+        found.update(made)
+        pool.stats.made += len(part)
+    pool.stats.cached += len(prompts) - len(missing)
+    return [found[k] for k in keys]
+
+
+def exchange_result(result: Any, names: Sequence[str], log: Any) -> dict[str, Any]:
+    """A decoder ``RowResult`` as a JSON dict, models named, with the method's own ``log``."""
+    return {
+        "text": result.text,
+        "spans": [{"model": names[s.model], "text": s.text, "tokens": s.tokens} for s in result.spans],
+        "tokens_by_model": {names[i]: n for i, n in enumerate(result.tokens_by_model)},
+        "log": log,
+    }
+
+
+def token_predictions(
+    tally: UsageTally, examples: Sequence[Example], results: Sequence[dict[str, Any]], log_name: str
+) -> list[Prediction]:
+    """Predictions whose extras hold the spans (who wrote what), the method's log and token counts."""
+    predictions = []
+    for _, result in zip(examples, results, strict=True):
+        tally.add(None, result["tokens_by_model"])
+        extras = {"spans": result["spans"], log_name: result["log"], "tokens_by_model": result["tokens_by_model"]}
+        predictions.append(Prediction(output=result["text"], extras=extras))
+    return predictions

@@ -1,0 +1,117 @@
+"""trained_router: a router LM, LoRA-SFT'ed on dev, names the member that answers each query.
+
+Each dev query is labelled with the member that scored best on it (ties: the ``reward_model``
+score of the tied answers when given, then the lower pool index); the router learns to answer
+"Model k" (1-based) from the query, plus the numbered descriptions when every member has one.
+Training goes through the training hook, which keys its result by base model, rows and
+hyperparameters, so the same pool, dev data and params train once.  An unparseable router
+reply falls back to the dev-best member.
+"""
+
+from __future__ import annotations
+
+import re
+
+from moco_core.config import ModelConfig, ScoringConfig
+from moco_core.errors import MocoError
+from moco_core.method import Method, MethodContext
+from moco_core.types import Example, GenerationSettings, Prediction, TrainingJob
+from moco_methods_api.routing import routed_predictions
+from moco_methods_api.usage import UsageTally
+
+ROUTER = "trained-router"
+MODEL_NUMBER = re.compile(r"\bmodel\s*#?\s*(\d+)", re.IGNORECASE)
+
+
+def router_prompt(example: Example, descriptions: list[str]) -> str:
+    query = example.question
+    if example.choices:
+        query += "\n" + "\n".join(f"{key}) {text}" for key, text in example.choices.items())
+    listing = "\n".join(f"Model {i}: {text}" for i, text in enumerate(descriptions, start=1))
+    models = f"Models:\n{listing}\n\n" if listing else ""
+    return f"{models}Query:\n{query}\n\nWhich model should answer? Reply 'Model k'."
+
+
+def parse_route(reply: str, count: int) -> int | None:
+    """The first "Model k" naming a pool member (0-based), or None."""
+    for match in MODEL_NUMBER.finditer(reply):
+        number = int(match.group(1))
+        if 1 <= number <= count:
+            return number - 1
+    return None
+
+
+def best_member(scores: list[float], tie_break: list[float] | None = None) -> int:
+    """Index of the best score; ties by ``tie_break`` (higher wins) when given, then lower index."""
+    top = max(scores)
+    tied = [i for i, s in enumerate(scores) if s == top]
+    if tie_break is not None and len(tied) > 1:
+        return max(tied, key=lambda i: (tie_break[i], -i))
+    return tied[0]
+
+
+class TrainedRouter(Method):
+    def __init__(self, ctx: MethodContext) -> None:
+        super().__init__(ctx)
+        self.names = ctx.pool.names
+        base = self.params.router_base_model
+        if base is not None and base not in self.names:
+            raise MocoError(f"params.router_base_model: {base!r} is not a pool model (pool: {', '.join(self.names)})")
+        self.tally = UsageTally(ctx, self.names)
+
+    def _descriptions(self) -> list[str]:
+        descriptions = [self.ctx.pool.description(n) for n in self.names]
+        return descriptions if all(d.strip() for d in descriptions) else []
+
+    def _rewards(self, examples: list[Example], outputs: list[str]) -> list[float]:
+        options = (self.ctx.scoring or ScoringConfig()).model_copy(update={"reward_model": self.params.reward_model})
+        scores = self.ctx.hook.moco_score(task_type="reward_model", examples=examples, outputs=outputs, options=options)
+        if scores is None:
+            raise MocoError("params.reward_model: no reward-model scorer is installed (moco-evals)")
+        return list(scores)
+
+    def _labels(self) -> list[int]:
+        dev = self.ctx.dataset.dev
+        per_model = [self.ctx.score(dev, self.ctx.dev_outputs(n)) for n in self.names]
+        labels = []
+        for i, example in enumerate(dev):
+            scores = [values[i] for values in per_model]
+            rewards = None
+            if self.params.reward_model and scores.count(max(scores)) > 1:
+                rewards = self._rewards([example] * len(self.names), [self.ctx.dev_outputs(n)[i] for n in self.names])
+            labels.append(best_member(scores, rewards))
+        return labels
+
+    def prepare(self) -> None:
+        self.fallback = self.ctx.dev_best()
+        descriptions = self._descriptions()
+        labels = self._labels()
+        rows = [
+            {"prompt": router_prompt(e, descriptions), "completion": f"Model {k + 1}"}
+            for e, k in zip(self.ctx.dataset.dev, labels, strict=True)
+        ]
+        base = self.params.router_base_model or self.names[0]
+        job = TrainingJob(
+            kind="sft",
+            base_model=self.ctx.pool.resolved_path(base),
+            data=rows,
+            hyperparameters={**self.params.hyperparameters, "epochs": self.params.epochs, "lr": self.params.lr},
+            seed=self.ctx.settings.seed,
+        )
+        path = self.ctx.train(job)
+        self.ctx.pool.add(ModelConfig(name=ROUTER, path=str(path)))
+        self.ctx.metrics["router"] = {
+            "path": str(path),
+            "dev_labels": {n: labels.count(i) for i, n in enumerate(self.names)},
+        }
+
+    def predict(self, examples: list[Example]) -> list[Prediction]:
+        descriptions = self._descriptions()
+        greedy = GenerationSettings(max_new_tokens=8, temperature=0.0, top_p=1.0, seed=self.ctx.settings.seed)
+        replies = [
+            g.text for g in self.ctx.pool.generate(ROUTER, [router_prompt(e, descriptions) for e in examples], greedy)
+        ]
+        parsed = [parse_route(r, len(self.names)) for r in replies]
+        chosen = [self.names[k] if k is not None else self.fallback for k in parsed]
+        extras = [{"router_reply": r, "route_parsed": k is not None} for r, k in zip(replies, parsed, strict=True)]
+        return routed_predictions(self.ctx, self.tally, examples, chosen, extras)

@@ -1,0 +1,54 @@
+"""Who did what, summed over a run: queries and generated tokens per pool model.
+
+Each prediction carries its own counts (``tokens_by_model``, and ``routed_to`` for methods that
+pick one model per query); this tally adds them up into ``ctx.metrics["usage"]`` so cost can be
+compared across methods.  A resumed run starts from the counts of the predictions already
+written, so the totals cover the whole test split, not just the part answered last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from moco_core.method import MethodContext
+from moco_core.runner import PREDICTIONS, read_predictions
+
+
+class UsageTally:
+    """Running totals written to ``ctx.metrics["usage"]`` after every ``add``."""
+
+    def __init__(self, ctx: MethodContext, names: Iterable[str]) -> None:
+        self.ctx = ctx
+        self.names = list(names)
+        self.queries = dict.fromkeys(self.names, 0)
+        self.tokens = dict.fromkeys(self.names, 0)
+        for line in read_predictions(ctx.work_dir.parent / PREDICTIONS):
+            self._count(line.get("routed_to"), line.get("tokens_by_model") or {})
+        self._publish()
+
+    def add(self, routed_to: str | None, tokens_by_model: Mapping[str, int]) -> None:
+        self._count(routed_to, tokens_by_model)
+        self._publish()
+
+    def _count(self, routed_to: Any, tokens_by_model: Mapping[str, Any]) -> None:
+        if routed_to in self.queries:
+            self.queries[routed_to] += 1
+        for name, count in tokens_by_model.items():
+            if name in self.tokens:
+                self.tokens[name] += int(count)
+
+    def _publish(self) -> None:
+        total_queries = sum(self.queries.values())
+        total_tokens = sum(self.tokens.values())
+        usage: dict[str, Any] = {"generated_tokens": dict(self.tokens)}
+        if total_queries:
+            usage["query_share"] = {n: self.queries[n] / total_queries for n in self.names}
+        if total_tokens:
+            usage["token_share"] = {n: self.tokens[n] / total_tokens for n in self.names}
+        self.ctx.metrics["usage"] = usage
+
+
+def token_count(generation: Any) -> int:
+    """Generated tokens of a generation asked with ``logprobs=True`` (up to, not counting, EOS)."""
+    return len(generation.top_logprobs or [])
