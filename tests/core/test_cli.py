@@ -127,7 +127,7 @@ def test_list_methods_info_and_plugins():
     keys = {m["key"] for m in data["methods"]}
     assert {"single_model", "majority_vote", "prompt_routing"} <= keys
     info = cli.invoke(app, ["info", "majority_vote"])
-    assert "tie_break" in info.output and "'dev'" in info.output
+    assert "tie_break" in info.output and "'random'" in info.output and "dev, random" in info.output
     one_line_error(cli.invoke(app, ["info", "majority_vot"]), "did you mean 'majority_vote'")
     plugins = cli.invoke(app, ["plugins"])
     assert "moco-core" in plugins.output and "moco_register_methods" in plugins.output

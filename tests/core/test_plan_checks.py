@@ -100,6 +100,21 @@ CASES = [
     ("llm_blender", {"train_ranker": True}, 2, 1, NOT_HF.format("llm_blender")),
     ("sparta", {}, 3, 0, NO_DEV.format("sparta", "duels, judging and the final choice use dev")),
     ("sparta", {}, 3, 1, NOT_HF.format("sparta")),
+    ("prompt_routing", {"router": "nobody"}, 2, 1, "params.router: 'nobody' is not a pool model (pool: m1, m2)"),
+    ("trained_router", {"router_base_model": "nobody"}, 2, 1, "params.router_base_model: 'nobody' is not a pool model"),
+    ("trained_router", {}, 2, 0, "dataset: trained_router labels and trains on the dev split"),
+    ("switch_generation", {"selector_base_model": "nobody"}, 2, 1, "params.selector_base_model: 'nobody' is not"),
+    ("switch_generation", {}, 2, 0, "dataset: switch_generation trains its selector on dev"),
+    ("nudging", {"base_model": 5}, 2, 1, "params.base_model: 5 is not a pool index (pool has 2 models)"),
+    (
+        "nudging",
+        {"base_model": 1, "nudging_model": 1},
+        2,
+        1,
+        "params.nudging_model: must differ from params.base_model",
+    ),
+    ("co_llm", {"training_dataset": "nope"}, 2, 1, "params.training_dataset: unknown dataset 'nope'"),
+    ("co_llm", {}, 2, 0, "dataset: co_llm trains on the dev split's gold answers"),
 ]
 
 
@@ -118,7 +133,8 @@ def write_config(tmp_path, method: str, params: dict, n_models: int, n_dev: int)
     body = {"name": "letters", "task_type": "letter", "dev": [item("dev", i) for i in range(n_dev)]}
     data.write_text(json.dumps({**body, "test": [item("test", i) for i in range(2)]}))
     models = [
-        {"name": f"m{i}", "path": f"plancheck-unloadable-{i}", "backend": "scripted"} for i in range(1, n_models + 1)
+        {"name": f"m{i}", "path": f"plancheck-unloadable-{i}", "backend": "scripted", "description": f"model {i}"}
+        for i in range(1, n_models + 1)
     ]
     config = {
         "method": method,
@@ -145,7 +161,7 @@ def refusal(command: str, config: str) -> str:
 @pytest.mark.parametrize(("method", "params", "n_models", "n_dev", "message"), CASES)
 def test_validate_refuses_what_run_refuses_before_loading(scripted, tmp_path, method, params, n_models, n_dev, message):
     if method not in get_registry().methods:
-        pytest.skip("moco-methods-text is not installed")
+        pytest.skip(f"{method} is not installed")
     config = write_config(tmp_path, method, params, n_models, n_dev)
     validated = refusal("validate", config)
     assert message in validated

@@ -72,54 +72,19 @@ OTHER_CORPUS = [
 ]
 
 
-def build_other_tokenizer(folder: Path) -> Any:
-    """A byte-level BPE tokenizer with another vocabulary size and corpus than the tiny pool's."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    from moco_core.testing import CHAT_TEMPLATE, CORPUS, SPECIAL_TOKENS
-
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=330,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator((OTHER_CORPUS + CORPUS[:3]) * 3, trainer=trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token="<|im_start|>",
-        eos_token="<|im_end|>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-    )
-    fast.chat_template = CHAT_TEMPLATE
-    fast.save_pretrained(folder)
-    return fast
-
-
 @pytest.fixture(scope="session")
 def other_tokenizer_model(tmp_path_factory) -> Path:
     """A tiny Llama whose tokenizer differs from the tiny pool's (vocabulary and merges)."""
-    import torch
-    from transformers import LlamaForCausalLM
+    from moco_core.testing import CORPUS, SPECIAL_TOKENS, build_other_tokenizer_model
 
-    from moco_core.testing import tiny_llama_config
-
-    folder = tmp_path_factory.mktemp("other-tokenizer")
-    tokenizer = build_other_tokenizer(folder)
-    torch.manual_seed(7)
-    model = LlamaForCausalLM(tiny_llama_config(tokenizer, tie_word_embeddings=False))
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.normal_(0.0, 0.5)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(folder)
-    return folder
+    return build_other_tokenizer_model(
+        tmp_path_factory.mktemp("other-tokenizer"),
+        seed=7,
+        vocab_size=330,
+        corpus=OTHER_CORPUS + CORPUS[:3],
+        special_tokens=SPECIAL_TOKENS,
+        repeats=3,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from __future__ import annotations
 METHODS: dict[str, str] = {
     "moco-methods-api": (
         "single_model prompt_routing cascade co_llm mentor_collab nudging oracle_routing random_routing "
-        "switch_generation trained_router"
+        "switch_generation trained_router graph_router"
     ),
     "moco-methods-text": (
         "majority_vote agglm blackboard heterogeneous_swarms knowledge_card llm_blender mixture_of_agents "

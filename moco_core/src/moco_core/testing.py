@@ -7,7 +7,7 @@ trained offline, so every code path of the hf backend runs without network or GP
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,18 @@ CORPUS = [
 ]
 
 
-def build_tiny_tokenizer(folder: str | Path) -> Any:
-    """A byte-level BPE tokenizer trained on a few sentences, with a ChatML template."""
+def build_tiny_tokenizer(
+    folder: str | Path,
+    vocab_size: int = 400,
+    corpus: Sequence[str] = CORPUS,
+    special_tokens: Sequence[str] = SPECIAL_TOKENS,
+    repeats: int = 4,
+) -> Any:
+    """A byte-level BPE tokenizer trained on a few sentences, with a ChatML template.
+
+    ``corpus`` (seen ``repeats`` times), ``vocab_size`` and the order of ``special_tokens``
+    (which fixes their ids) choose the vocabulary; the defaults give the tiny pool's tokenizer.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -39,12 +49,12 @@ def build_tiny_tokenizer(folder: str | Path) -> Any:
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=SPECIAL_TOKENS,
+        vocab_size=vocab_size,
+        special_tokens=list(special_tokens),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(CORPUS * 4, trainer=trainer)
+    tokenizer.train_from_iterator(list(corpus) * repeats, trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token="<|im_start|>",
@@ -85,14 +95,27 @@ def _randomise(model: Any, std: float) -> None:
             parameter.normal_(0.0, std)
 
 
+def _save_tiny_llama(folder: Path, tokenizer: Any, seed: int) -> Path:
+    """Save a random tiny Llama over ``tokenizer`` (already saved in ``folder``) into ``folder``."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(tiny_llama_config(tokenizer, tie_word_embeddings=False))
+    _randomise(model, 0.5)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(folder)
+    return folder
+
+
 def build_tiny_model(folder: str | Path, seed: int = 0, tokenizer_from: str | Path | None = None) -> Path:
     """Save a random tiny Llama (hidden 64, 2 layers) with a tokenizer into ``folder``.
 
     ``tokenizer_from`` reuses another tiny model's tokenizer so several models share a
     vocabulary (needed by logit- and weight-level methods).
     """
-    import torch
-    from transformers import AutoTokenizer, LlamaForCausalLM
+    from transformers import AutoTokenizer
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -101,13 +124,30 @@ def build_tiny_model(folder: str | Path, seed: int = 0, tokenizer_from: str | Pa
         tokenizer.save_pretrained(folder)
     else:
         tokenizer = build_tiny_tokenizer(folder)
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(tiny_llama_config(tokenizer, tie_word_embeddings=False))
-    _randomise(model, 0.5)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(folder)
-    return folder
+    return _save_tiny_llama(folder, tokenizer, seed)
+
+
+OTHER_SPECIAL_TOKENS = ["<|im_end|>", "<unk>", "<|im_start|>", "<pad>"]
+
+
+def build_other_tokenizer_model(
+    folder: str | Path,
+    seed: int = 9,
+    vocab_size: int = 300,
+    corpus: Sequence[str] = CORPUS[::-1],
+    special_tokens: Sequence[str] = OTHER_SPECIAL_TOKENS,
+    repeats: int = 4,
+) -> Path:
+    """A tiny Llama whose tokenizer differs from ``build_tiny_tokenizer``'s, for cross-tokenizer tests.
+
+    The defaults give a byte-level BPE with fewer merges (``vocab_size`` 300, the reversed
+    ``CORPUS``) and other special-token ids (``OTHER_SPECIAL_TOKENS``); the arguments are
+    those of ``build_tiny_tokenizer``, and ``seed`` picks the random weights.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tiny_tokenizer(folder, vocab_size, corpus, special_tokens, repeats)
+    return _save_tiny_llama(folder, tokenizer, seed)
 
 
 def build_tiny_pool(root: str | Path, count: int = 3) -> list[Path]:

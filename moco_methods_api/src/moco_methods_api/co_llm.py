@@ -21,6 +21,7 @@ from moco_core.engines.decoding import DecodeStep, load_joint_decoder
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan
 from moco_methods_api.defer_head import HEAD_FILE, train_co_llm
 from moco_methods_api.token_level import cached_decode, token_predictions
 from moco_methods_api.usage import UsageTally
@@ -76,15 +77,20 @@ class DeferHook:
 
 
 class CoLLM(Method):
-    def __init__(self, ctx: MethodContext) -> None:
-        super().__init__(ctx)
-        self.names = ctx.pool.names
-        key = self.params.training_dataset
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        key = plan.params.training_dataset
         if key is not None:
             from moco_core.plugins import get_registry
 
             if key not in get_registry().datasets:
                 raise MocoError(f"params.training_dataset: unknown dataset {key!r} (see moco list-datasets)")
+        elif not plan.dataset.dev:
+            raise MocoError("dataset: co_llm trains on the dev split's gold answers; give the data a dev split")
+
+    def __init__(self, ctx: MethodContext) -> None:
+        super().__init__(ctx)
+        self.names = ctx.pool.names
         self.tally = UsageTally(ctx, self.names)
 
     def _training_examples(self) -> list[Example]:

@@ -17,6 +17,7 @@ from moco_core.engines.text_exchange import Choice, ExchangeView, load_text_exch
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan
 from moco_methods_api.token_level import cached_decode, exchange_result, token_predictions
 from moco_methods_api.usage import UsageTally
 
@@ -56,15 +57,19 @@ class NudgingPolicy:
 
 
 class Nudging(Method):
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        count = len(plan.pool_names)
+        for field in ("base_model", "nudging_model"):
+            index = getattr(plan.params, field)
+            if index >= count:
+                raise MocoError(f"params.{field}: {index} is not a pool index (pool has {count} models)")
+        if plan.params.base_model == plan.params.nudging_model:
+            raise MocoError("params.nudging_model: must differ from params.base_model")
+
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
         self.names = ctx.pool.names
-        for field in ("base_model", "nudging_model"):
-            index = getattr(self.params, field)
-            if index >= len(self.names):
-                raise MocoError(f"params.{field}: {index} is not a pool index (pool has {len(self.names)} models)")
-        if self.params.base_model == self.params.nudging_model:
-            raise MocoError("params.nudging_model: must differ from params.base_model")
         self.gamma = self.params.gamma
         self.nudger = self.params.nudging_model
         self.tally = UsageTally(ctx, self.names)

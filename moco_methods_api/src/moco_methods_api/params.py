@@ -54,12 +54,19 @@ class CoLLMParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="defer when p(defer) > threshold")
-    threshold_warmup: Literal["none", "linear", "cosine"] = Field(default="none")
-    strategy: Literal["defer", "compose"] = Field(default="defer")
+    threshold_warmup: Literal["none", "linear", "cosine"] = Field(
+        default="none", description="ramp the threshold from 1 down to `threshold` over the first 15 steps"
+    )
+    strategy: Literal["defer", "compose"] = Field(
+        default="defer", description="take the assistant's token when deferring, or mix both distributions by p(defer)"
+    )
     finetune: bool = Field(default=True, description="phase 2: train the generator on the marginal likelihood")
-    epochs: int = Field(default=2, ge=1)
-    lr: float = Field(default=2e-5, gt=0.0)
-    training_dataset: str | None = Field(default=None, description="training data file (default: dev split)")
+    epochs: int = Field(default=2, ge=1, description="training epochs of the defer head and the generator")
+    lr: float = Field(default=2e-5, gt=0.0, description="learning rate of both training phases")
+    training_dataset: str | None = Field(
+        default=None,
+        description="a registered dataset key whose dev gold answers train co_llm (default: this run's dev split)",
+    )
 
 
 class MentorCollabParams(BaseModel):
@@ -100,10 +107,10 @@ class GraphRouterParams(BaseModel):
     embedding_model: str = Field(
         default="sentence-transformers/all-MiniLM-L6-v2", description="sentence encoder of queries and descriptions"
     )
-    hidden_dim: int = Field(default=8, ge=1)
-    epochs: int = Field(default=500, ge=1)
-    lr: float = Field(default=1e-4, gt=0)
-    weight_decay: float = Field(default=1e-4, ge=0)
+    hidden_dim: int = Field(default=8, ge=1, description="width of the GNN's hidden node embeddings")
+    epochs: int = Field(default=500, ge=1, description="GNN training epochs (best validation macro-F1 kept)")
+    lr: float = Field(default=1e-4, gt=0, description="learning rate of the GNN")
+    weight_decay: float = Field(default=1e-4, ge=0, description="weight decay of the GNN optimiser")
     scenario: Literal["performance", "balance", "cost"] = Field(
         default="performance", description="label weights (a, b) of a*score - b*cost: (1,0), (0.5,0.5), (0.2,0.8)"
     )

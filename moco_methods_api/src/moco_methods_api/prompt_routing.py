@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 
 from moco_core.errors import MocoError
-from moco_core.method import Method, MethodContext
+from moco_core.method import Method
 from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan
 
 _NUMBER = r"#?\s*(?P<number>\d+)(?![\d]|[.,]\d)"
 MODEL_MENTION = re.compile(rf"(?i)\bmodel\s*{_NUMBER}")
@@ -95,11 +96,11 @@ def parse_choice(reply: str, names: list[str]) -> int | None:
 class PromptRouting(Method):
     """Unparseable router replies fall back to the dev-best model, and say so in the extras."""
 
-    def __init__(self, ctx: MethodContext) -> None:
-        super().__init__(ctx)
-        names = ctx.pool.names
-        if self.params.router is not None and self.params.router not in names:
-            raise MocoError(f"params.router: {self.params.router!r} is not a pool model (pool: {', '.join(names)})")
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        names = plan.pool_names
+        if plan.params.router is not None and plan.params.router not in names:
+            raise MocoError(f"params.router: {plan.params.router!r} is not a pool model (pool: {', '.join(names)})")
 
     def prepare(self) -> None:
         self.fallback = self.ctx.dev_best()

@@ -24,6 +24,7 @@ from moco_core.engines.text_exchange import Choice, ExchangeView, load_text_exch
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, GenerationSettings, Prediction, TrainingJob
+from moco_core.validation import RunPlan
 from moco_methods_api.token_level import cached_decode, exchange_result, token_predictions
 from moco_methods_api.usage import UsageTally
 
@@ -79,12 +80,18 @@ class SwitchPolicy:
 
 
 class SwitchGeneration(Method):
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        names = plan.pool_names
+        base = plan.params.selector_base_model
+        if base is not None and base not in names:
+            raise MocoError(f"params.selector_base_model: {base!r} is not a pool model (pool: {', '.join(names)})")
+        if plan.params.selector_model is None and not plan.dataset.dev:
+            raise MocoError("dataset: switch_generation trains its selector on dev; give the data a dev split")
+
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
         self.names = ctx.pool.names
-        base = self.params.selector_base_model
-        if base is not None and base not in self.names:
-            raise MocoError(f"params.selector_base_model: {base!r} is not a pool model (pool: {', '.join(self.names)})")
         self.tally = UsageTally(ctx, self.names)
 
     # decoding -------------------------------------------------------------------------------

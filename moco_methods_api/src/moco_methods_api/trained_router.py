@@ -16,6 +16,7 @@ from moco_core.config import ModelConfig, ScoringConfig
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, GenerationSettings, Prediction, TrainingJob
+from moco_core.validation import RunPlan
 from moco_methods_api.routing import routed_predictions
 from moco_methods_api.usage import UsageTally
 
@@ -51,12 +52,18 @@ def best_member(scores: list[float], tie_break: list[float] | None = None) -> in
 
 
 class TrainedRouter(Method):
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        names = plan.pool_names
+        base = plan.params.router_base_model
+        if base is not None and base not in names:
+            raise MocoError(f"params.router_base_model: {base!r} is not a pool model (pool: {', '.join(names)})")
+        if not plan.dataset.dev:
+            raise MocoError("dataset: trained_router labels and trains on the dev split; give the data a dev split")
+
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
         self.names = ctx.pool.names
-        base = self.params.router_base_model
-        if base is not None and base not in self.names:
-            raise MocoError(f"params.router_base_model: {base!r} is not a pool model (pool: {', '.join(self.names)})")
         self.tally = UsageTally(ctx, self.names)
 
     def _descriptions(self) -> list[str]:

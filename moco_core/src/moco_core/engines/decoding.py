@@ -19,7 +19,14 @@ from typing import Any
 
 import torch
 
-from moco_core.backends.hf import HFModel, RowSeededSampler, adds_special_tokens, eos_ids, render_prompt
+from moco_core.backends.hf import (
+    HFModel,
+    RowSeededSampler,
+    active_adapter,
+    adds_special_tokens,
+    eos_ids,
+    render_prompt,
+)
 from moco_core.errors import MocoError
 from moco_core.types import GenerationSettings
 
@@ -84,13 +91,14 @@ class _ModelStream:
             extra["logits_to_keep"] = 1
         if self.keep_hidden:
             extra["output_hidden_states"] = True
-        output = self.hf.model(
-            input_ids=input_ids,
-            attention_mask=self.attention_mask,
-            position_ids=position_ids,
-            use_cache=True,
-            **extra,
-        )
+        with active_adapter(self.hf):
+            output = self.hf.model(
+                input_ids=input_ids,
+                attention_mask=self.attention_mask,
+                position_ids=position_ids,
+                use_cache=True,
+                **extra,
+            )
         if self.keep_hidden:
             self.hidden = output.hidden_states[-1][:, -1, :]
         return output.logits[:, -1, :]

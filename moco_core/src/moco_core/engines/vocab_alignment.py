@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from moco_core.backends.hf import HFModel, RowSeededSampler, eos_ids
+from moco_core.backends.hf import HFModel, RowSeededSampler, active_adapter, eos_ids
 from moco_core.engines.decoding import Combine, DecodeStep, JointDecoder, StepHook, _ModelStream
 from moco_core.errors import MocoError
 from moco_core.types import GenerationSettings
@@ -109,13 +109,14 @@ def _advance(stream: _ModelStream, feeds: list[list[int]], pad_id: int) -> None:
     stream.attention_mask = torch.cat([stream.attention_mask, real], dim=-1)
     position_ids = stream.next_position + torch.arange(width, device=device).unsqueeze(0)
     extra: dict[str, Any] = {stream._cache_argument: stream.cache}
-    output = stream.hf.model(
-        input_ids=input_ids,
-        attention_mask=stream.attention_mask,
-        position_ids=position_ids,
-        use_cache=True,
-        **extra,
-    )
+    with active_adapter(stream.hf):
+        output = stream.hf.model(
+            input_ids=input_ids,
+            attention_mask=stream.attention_mask,
+            position_ids=position_ids,
+            use_cache=True,
+            **extra,
+        )
     last = (lengths - 1).clamp(min=0)
     fresh = output.logits[torch.arange(len(feeds), device=device), last, :]
     stream.logits = torch.where((lengths > 0).unsqueeze(-1), fresh, stream.logits)
