@@ -136,3 +136,93 @@ def test_a_single_model_run_becomes_a_bank(fresh_cache_dir, tmp_path):
     assert json.loads((tmp_path / "oracle" / "metrics.json").read_text())["score"]["mean"] == 1.0
     refused = cli.invoke(app, ["bank", str(tmp_path / "oracle"), "--format", "moco", "--output", str(bank)])
     assert refused.exit_code == 2 and "not a single_model run" in refused.output
+
+
+def llmrouterbench_results(root, n=8):
+    """LLMRouterBench's layout: results/bench/<dataset>/<split>/<model>/<timestamp>.json, one file per model.
+
+    Large solves every query, small the even ones; large also answered one query small did not
+    (dropped), an older large file (all wrong) is superseded and a demo file is skipped.
+    """
+    costs = {"small": 0.0001, "large": 0.002}
+
+    def result(model, indexes, solved, **extra):
+        records = [
+            {
+                "index": i,
+                "origin_query": f"What is {i} + {i}?",
+                "prompt": f"Question: What is {i} + {i}?\nAnswer:",
+                "prediction": str(2 * i if solved(i) else 0),
+                "raw_output": f"{model}: the answer is {2 * i if solved(i) else 0}",
+                "ground_truth": str(2 * i),
+                "score": 1.0 if solved(i) else 0.0,
+                "prompt_tokens": 15,
+                "completion_tokens": 6,
+                "cost": costs[model],
+            }
+            for i in indexes
+        ]
+        return {
+            "dataset_name": "toy_math",
+            "split": "test",
+            "model_name": model,
+            "performance": sum(r["score"] for r in records) / len(records),
+            "time_taken": 1.5,
+            "prompt_tokens": 15 * len(records),
+            "completion_tokens": 6 * len(records),
+            "cost": costs[model] * len(records),
+            "counts": len(records),
+            "records": records,
+            **extra,
+        }
+
+    files = {
+        "small/20250901_120000.json": result("small", range(n), lambda i: i % 2 == 0),
+        "small/20250902_120000.json": result("small", range(n), lambda i: False, demo=True),
+        "large/20250801_090000.json": result("large", range(n + 1), lambda i: False),
+        "large/20250901_130000.json": result("large", range(n + 1), lambda i: True),
+    }
+    for name, data in files.items():
+        path = root / "results" / "bench" / "toy_math" / "test" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data))
+    return root / "results" / "bench"
+
+
+def test_an_llmrouterbench_results_folder_becomes_a_bank(fresh_cache_dir, tmp_path):
+    source = llmrouterbench_results(tmp_path)
+    bank = tmp_path / "lrb.json"
+    made = cli.invoke(app, ["bank", str(source), "--format", "llmrouterbench", "--output", str(bank)])
+    assert made.exit_code == 0, made.output
+    data = json.loads(bank.read_text())
+    items = data["dev"] + data["test"]
+    assert len(items) == 8, "the query only one model answered is dropped"
+    first = next(item for item in items if item["id"] == "toy_math/test/3")
+    assert first["input"] == "What is 3 + 3?" and first["eval_name"] == "toy_math"
+    assert first["bank"] == {
+        "large": {"response": "large: the answer is 6", "score": 1.0, "cost": 0.002},
+        "small": {"response": "small: the answer is 0", "score": 0.0, "cost": 0.0001},
+    }, "the latest non-demo file of each model is read"
+    snippet = yaml.safe_load(made.output.split("\n", 1)[1])
+    assert [m["name"] for m in snippet["models"]] == ["large", "small"]
+    config = {
+        "method": "oracle_routing",
+        "models": snippet["models"],
+        "dataset": snippet["dataset"],
+        "output_dir": str(tmp_path / "oracle"),
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    result = cli.invoke(app, ["run", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "oracle" / "metrics.json").read_text())
+    assert metrics["score"]["mean"] == 1.0
+    lines = [json.loads(line) for line in (tmp_path / "oracle" / "predictions.jsonl").open()]
+    assert all(line["output"].startswith(line["routed_to"] + ": the answer is") for line in lines)
+
+    one_file = source / "toy_math" / "test" / "small" / "20250901_120000.json"
+    lone = cli.invoke(
+        app, ["bank", str(one_file), "--format", "llmrouterbench", "--output", str(tmp_path / "one.json")]
+    )
+    assert lone.exit_code == 0 and len(yaml.safe_load(lone.output.split("\n", 1)[1])["models"]) == 1
+    empty = cli.invoke(app, ["bank", str(tmp_path / "c.yaml"), "--format", "llmrouterbench", "--output", "x.json"])
+    assert empty.exit_code == 2 and "no LLMRouterBench result files" in empty.output

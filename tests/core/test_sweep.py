@@ -241,3 +241,87 @@ def test_executor_choice_is_checked_and_a_missing_ray_is_one_line(scripted, tmp_
     result = cli.invoke(app, ["sweep", str(sweep_file), "--executor", "ray"])
     assert result.exit_code == 2, result.output
     assert "ray is not installed (pip install 'moco-core[ray]')" in result.output
+
+
+def test_local_sweep_loads_each_pool_model_once_across_methods(scripted, tmp_path, tiny_pool_paths, monkeypatch):
+    from moco_core.backends.hf import HFBackend
+    from moco_core.sweep.cell_run import run_cell
+
+    loads = []
+    original = HFBackend.load
+
+    def counting(self, path, *args, **kwargs):
+        loads.append(path)
+        return original(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(HFBackend, "load", counting)
+    data = letters(tmp_path / "one.json", n_test=3, n_dev=2)
+    models = [{"name": f"m{i}", "path": str(p), "description": f"tiny {i}"} for i, p in enumerate(tiny_pool_paths[:2])]
+    base = {"generation": {"batch_size": 2, "max_new_tokens": 4, "seed": 1}, "hardware": {"device": "cpu"}}
+    sweep_file = write_sweep(
+        tmp_path,
+        [data],
+        base=base,
+        methods=["single_model", {"method": "majority_vote", "params": {"samples_per_model": 2}}],
+        pools=[{"name": "tiny", "models": models}],
+    )
+    result = cli.invoke(app, ["sweep", str(sweep_file)])
+    assert result.exit_code == 0, result.output
+    assert list(states(result.output).values()) == ["done"] * 2
+    assert len(loads) == 2 and len(set(loads)) == 2, loads  # each model loaded once for both methods
+
+    # The same cells run one by one, each with its own pool, into another folder and cache.
+    for cell in expand(load_sweep(sweep_file), tmp_path / "sweep"):
+        alone = {**cell.config.model_dump(mode="json"), "output_dir": str(tmp_path / "alone" / cell.name)}
+        assert run_cell(alone, str(tmp_path / "alone-cache"))["state"] == "done"
+        shared_dir, alone_dir = cell.directory, tmp_path / "alone" / cell.name
+        assert (shared_dir / "predictions.jsonl").read_text() == (alone_dir / "predictions.jsonl").read_text()
+        shared, single = (json.loads((d / "metrics.json").read_text()) for d in (shared_dir, alone_dir))
+        for metrics in (shared, single):
+            metrics.pop("wall_time_s")
+            metrics.pop("provenance")
+        assert shared == single
+        assert shared["generations"]["made"] + shared["generations"]["cached"] > 0
+    assert len(loads) == 2 + 4, "separate runs load every model per cell"
+
+
+def test_shared_pool_is_reused_clean_and_rebuilt_when_a_cell_changed_it(scripted, tmp_path):
+    from moco_core.cache import GenerationCache
+    from moco_core.config import ModelConfig
+    from moco_core.plugins import get_registry
+    from moco_core.sweep.pools import SharedPools
+
+    cells = expand(load_sweep(write_sweep(tmp_path, [letters(tmp_path / "one.json")])), tmp_path / "sweep")
+    good, bad = cells[0].config, cells[-1].config
+    backends = get_registry().backends
+    pools = SharedPools()
+
+    def take(config):
+        return pools.acquire(config, GenerationCache(enabled=False), backends, None)
+
+    pool = take(good)
+    pool.load("a")
+    pool.stats.made = 5
+    pool.add(ModelConfig(name="merged", path="always-B", backend="scripted"))
+    pool.load("merged")
+    pools.release(pool, good, ok=True)
+    assert pool.names == ["a", "b", "a2"], "a member the method added does not reach the next cell"
+    again = take(good)
+    assert again is pool and pools.built == 1 and again.stats.made == 0 and again.resident() == ["always-A"]
+
+    again.set_in_memory(ModelConfig(name="a", path="always-A", backend="scripted"), {"recipe": 1}, lambda _m: None)
+    pools.release(again, good, ok=True)
+    assert again.resident() == [], "swapped weights close the pool"
+    third = take(good)
+    assert third is not again and pools.built == 2 and third.config("a").description == "model a"
+
+    pools.release(third, good, ok=False)  # a failed cell's pool is not trusted
+    fourth = take(good)
+    assert fourth is not third and pools.built == 3
+    fourth._adapters[("scripted", "work/trained-adapter")] = (("scripted", "always-A"), None)  # PEFT in a base
+    pools.release(fourth, good, ok=True)
+    fifth = take(good)
+    assert fifth is not fourth and pools.built == 4, "an adapter loaded into a resident base closes the pool"
+    pools.release(fifth, good, ok=True)
+    assert take(bad) is not fifth and pools.built == 5, "another pool config builds its own pool"
+    pools.close()

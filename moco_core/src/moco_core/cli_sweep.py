@@ -83,10 +83,15 @@ def register(app: typer.Typer) -> None:
     def bank(
         source: Annotated[
             Path,
-            typer.Argument(help="A RouterBench table (.pkl/.parquet/.csv/.jsonl) or a single_model run directory."),
+            typer.Argument(
+                help="A RouterBench table (.pkl/.parquet/.csv/.jsonl), LLMRouterBench's results/bench folder"
+                " (or one of its result files) or a single_model run directory."
+            ),
         ],
         output: Annotated[Path, typer.Option("--output", help="The bank file to write (JSON).")],
-        source_format: Annotated[str, typer.Option("--format", help="routerbench or moco.")] = "routerbench",
+        source_format: Annotated[
+            str, typer.Option("--format", help="routerbench, llmrouterbench or moco.")
+        ] = "routerbench",
         dev_fraction: Annotated[float, typer.Option(help="Share of queries in the dev split.")] = 0.2,
         seed: Annotated[int, typer.Option(help="Seed of the dev/test split.")] = 0,
     ) -> None:
@@ -94,13 +99,14 @@ def register(app: typer.Typer) -> None:
         import yaml
 
         from moco_core.banks.bank import write_bank
+        from moco_core.banks.llmrouterbench import read_llmrouterbench
         from moco_core.banks.moco_runs import read_moco_run
         from moco_core.banks.routerbench import read_routerbench
         from moco_core.errors import MocoError
 
-        readers = {"routerbench": read_routerbench, "moco": read_moco_run}
+        readers = {"routerbench": read_routerbench, "llmrouterbench": read_llmrouterbench, "moco": read_moco_run}
         if source_format not in readers:
-            raise MocoError(f"--format: expected routerbench or moco, got {source_format!r}")
+            raise MocoError(f"--format: expected routerbench, llmrouterbench or moco, got {source_format!r}")
         models, items = readers[source_format](source)
         path = write_bank(output.stem, items, output, dev_fraction, seed)
         pool = [{"name": m, "path": m, "backend": "bank", "backend_options": {"bank": str(path)}} for m in models]

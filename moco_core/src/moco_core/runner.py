@@ -280,11 +280,13 @@ def _clear_run(output_dir: Path) -> None:
     shutil.rmtree(output_dir / "work", ignore_errors=True)
 
 
-def run(config: RunConfig, use_cache: bool = True, overwrite: bool = False) -> RunResult:
+def run(config: RunConfig, use_cache: bool = True, overwrite: bool = False, pools: Any = None) -> RunResult:
     """Run (or resume) ``config`` and write its outputs; returns the metrics.
 
     The output directory is locked for the whole run, so a second run into it is refused.
     ``overwrite`` deletes an earlier run's results there first, so a finished run starts afresh.
+    ``pools`` (a :class:`moco_core.sweep.pools.SharedPools`) lends a pool already loaded by an
+    earlier run of the same pool config and takes it back afterwards instead of closing it.
     """
     started = time.monotonic()
     registry = get_registry()
@@ -296,11 +298,17 @@ def run(config: RunConfig, use_cache: bool = True, overwrite: bool = False) -> R
         if overwrite:
             _clear_run(output_dir)
         _check_same_run(output_dir, config, fingerprint)
-        return _run_locked(plan, registry, output_dir, fingerprint, use_cache, started)
+        return _run_locked(plan, registry, output_dir, fingerprint, use_cache, started, pools)
 
 
 def _run_locked(
-    plan: RunPlan, registry: Any, output_dir: Path, fingerprint: dict[str, str], use_cache: bool, started: float
+    plan: RunPlan,
+    registry: Any,
+    output_dir: Path,
+    fingerprint: dict[str, str],
+    use_cache: bool,
+    started: float,
+    pools: Any = None,
 ) -> RunResult:
     config = plan.config
     predictions_file = output_dir / PREDICTIONS
@@ -308,14 +316,18 @@ def _run_locked(
     remaining = [e for e in plan.dataset.test if (e.index, e.id) not in done]
     recorded = (output_dir / CONFIG).is_file() and (output_dir / FINGERPRINT).is_file()
     hook = get_plugin_manager().hook
-    pool = ModelPool(
-        config.models,
-        config.hardware,
-        config.generation.batch_size,
-        GenerationCache(enabled=use_cache),
-        registry.backends,
-        hook,
-    )
+    if pools is None:
+        pool = ModelPool(
+            config.models,
+            config.hardware,
+            config.generation.batch_size,
+            GenerationCache(enabled=use_cache),
+            registry.backends,
+            hook,
+        )
+    else:
+        pool = pools.acquire(config, GenerationCache(enabled=use_cache), registry.backends, hook)
+    finished = False
     ctx = MethodContext(
         pool=pool,
         dataset=plan.dataset,
@@ -352,8 +364,12 @@ def _run_locked(
                     handle.flush()
                     os.fsync(handle.fileno())
                 bar.update(len(examples))
+        finished = True
     finally:
-        pool.close()
+        if pools is None:
+            pool.close()
+        else:
+            pools.release(pool, config, finished)
         pool.cache.close()
     _record_run(output_dir, config, fingerprint)  # also keeps a label changed on resume (labels are not settings)
     lines = read_predictions(predictions_file)

@@ -71,8 +71,12 @@ def record_failure(directory: Path, error: str, detail: str = "") -> None:
     (directory / ERROR).write_text(json.dumps(payload, indent=2), encoding="utf-8")
 
 
-def run_cell(config_data: dict[str, Any], cache_dir: str | None = None) -> dict[str, Any]:
-    """Run (or resume) one cell; never raises for a failing cell, it returns and records the error."""
+def run_cell(config_data: dict[str, Any], cache_dir: str | None = None, pools: Any = None) -> dict[str, Any]:
+    """Run (or resume) one cell; never raises for a failing cell, it returns and records the error.
+
+    ``pools`` (the local executor's :class:`~moco_core.sweep.pools.SharedPools`) keeps the pool
+    loaded between consecutive cells of one pool config.
+    """
     from moco_core.runner import run
 
     config = parse_config(config_data, "sweep cell")
@@ -81,7 +85,7 @@ def run_cell(config_data: dict[str, Any], cache_dir: str | None = None) -> dict[
     with _cache_dir(cache_dir), _log_to(directory / LOG) as handler:
         logging.getLogger(__name__).info("cell started: %s on %s", config.method, config.dataset.label)
         try:
-            result = run(config)
+            result = run(config, pools=pools)
         except Exception as exc:
             detail = traceback.format_exc()
             handler.stream.write(detail)

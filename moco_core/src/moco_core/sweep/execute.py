@@ -92,8 +92,13 @@ def run_sweep(
         run_on_ray(todo, sweep.ray.model_copy(update=ray_options or {}), cache_dir, report)
     else:
         from moco_core.sweep.cell_run import run_cell
+        from moco_core.sweep.pools import SharedPools
 
-        for cell in todo:
-            run_cell(cell.config.model_dump(mode="json"), cache_dir)
-            report(cell, cell_status(cell))
+        pools = SharedPools()  # cells come pool by pool: one pool stays loaded across its methods
+        try:
+            for cell in todo:
+                run_cell(cell.config.model_dump(mode="json"), cache_dir, pools)
+                report(cell, cell_status(cell))
+        finally:
+            pools.close()
     return SweepOutcome(directory, [(c, cell_status(c)) for c in cells], [c.name for c in todo])
