@@ -39,9 +39,12 @@ class NudgingPolicy:
     def __call__(self, view: ExchangeView) -> dict[int, Choice]:
         check = [p for p in view.active if self.base_writes.get(p) or self._word_complete(view, p)]
         choices: dict[int, Choice] = {}
-        nudged = [p for p in view.active if p not in set(check)]
-        for position, log_probs in zip(check, view.log_probs(self.base, check), strict=True):
-            top = math.exp(float(log_probs.max()))
+        checked = set(check)
+        nudged = [p for p in view.active if p not in checked]
+        base_log_probs = view.log_probs(self.base, check)
+        maxima = base_log_probs.max(dim=-1).values.tolist() if check else []
+        for position, log_probs, best in zip(check, base_log_probs, maxima, strict=True):
+            top = math.exp(best)
             writes = top >= self.gamma
             if writes != self.base_writes.get(position, False):
                 event = {"at_token": view.generated(position), "base_top1": top, "to": "base" if writes else "nudging"}

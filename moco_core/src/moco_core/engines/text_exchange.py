@@ -85,6 +85,8 @@ class _TextStream(_ModelStream):
             self.hidden[r] if self.hidden is not None else None for r in range(count)
         ]
         self.prompt_hidden = list(self.row_hidden)
+        self._buffers: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        """Per cache layer and keys/values: the layer's tensor and the wider buffer it views."""
 
     def _boundary(self, row: int, changed: int) -> tuple[int, int]:
         """The last clean boundary safely before character ``changed``: (tokens kept, offset).
@@ -98,28 +100,33 @@ class _TextStream(_ModelStream):
         before = [b for b in self.boundaries[row] if b[1] < changed]
         return before[-2] if len(before) >= 2 else (0, 0)
 
-    def _encode(self, text: str, offset: int) -> tuple[list[int], list[tuple[int, int]]]:
-        """Token ids of ``text`` and its pre-token boundaries (token index, offset + start)."""
-        encoded = self.hf.tokenizer(text, add_special_tokens=False)
-        ids = list(encoded["input_ids"])
+    def _encode(self, texts: list[str], offsets: list[int]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """Per text: its token ids and pre-token boundaries (token index, offset + start), in one call."""
+        encoded = self.hf.tokenizer(texts, add_special_tokens=False)
         if not self.splits:
-            return ids, []
-        starts = [start for _, (start, _) in self.hf.tokenizer.backend_tokenizer.pre_tokenizer.pre_tokenize_str(text)]
-        words = encoded.word_ids()
-        boundaries = []
-        for i, word in enumerate(words):
-            if word is not None and (i == 0 or words[i - 1] != word) and word < len(starts):
-                boundaries.append((i, offset + starts[word]))
-        return ids, boundaries
+            return [(list(ids), []) for ids in encoded["input_ids"]]
+        pre_tokenizer = self.hf.tokenizer.backend_tokenizer.pre_tokenizer
+        results = []
+        for index, (text, offset) in enumerate(zip(texts, offsets, strict=True)):
+            starts = [start for _, (start, _) in pre_tokenizer.pre_tokenize_str(text)]
+            words = encoded.word_ids(index)
+            boundaries = []
+            for i, word in enumerate(words):
+                if word is not None and (i == 0 or words[i - 1] != word) and word < len(starts):
+                    boundaries.append((i, offset + starts[word]))
+            results.append((list(encoded["input_ids"][index]), boundaries))
+        return results
 
     def sync(self, rows: Sequence[int], texts: Sequence[str]) -> torch.Tensor:
         """Next-token logits of ``rows`` after their texts became ``texts``; feeds only what changed."""
         blocks: dict[int, list[int]] = {}
+        changed: dict[int, tuple[str, int, int]] = {}
         for row, text in zip(rows, texts, strict=True):
-            if text == self.seen[row]:
-                continue
-            keep, offset = self._boundary(row, _common_prefix(self.seen[row], text))
-            new_ids, new_boundaries = self._encode(text[offset:], offset)
+            if text != self.seen[row]:
+                changed[row] = (text, *self._boundary(row, _common_prefix(self.seen[row], text)))
+        tails = [text[offset:] for text, _, offset in changed.values()]
+        encoded = self._encode(tails, [offset for _, _, offset in changed.values()]) if changed else []
+        for (row, (text, keep, _)), (new_ids, new_boundaries) in zip(changed.items(), encoded, strict=True):
             shared = _common_prefix(self.ids[row][keep:], new_ids)
             self.seen[row] = text
             self.boundaries[row] = [b for b in self.boundaries[row] if b[0] < keep] + [
@@ -172,34 +179,94 @@ class _TextStream(_ModelStream):
             self.columns[row] = list(range(width - len(columns), width))
 
     def _extend(self, blocks: dict[int, list[int]]) -> None:
-        """Append each row's new tokens (left-padded to one width; other rows all padding)."""
+        """Append each row's new tokens (left-padded to one width; other rows all padding).
+
+        With a plain dynamic cache only the rows that have tokens go through the model.
+        """
         self._compact()
-        count = self.attention_mask.shape[0]
+        count, base = self.attention_mask.shape
         width = max(len(tokens) for tokens in blocks.values())
-        base = self.attention_mask.shape[1]
-        input_ids = torch.full((count, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((count, width), dtype=self.attention_mask.dtype)
-        positions = torch.zeros((count, width), dtype=torch.long)
+        rows = sorted(blocks)
+        layers = getattr(self.cache, "layers", [])
+        subset = len(rows) < count and layers and all(type(x).__name__ == "DynamicLayer" for x in layers)
+        fed = rows if subset else range(count)
         next_position = self.next_position.squeeze(-1).tolist()
+        input_ids, positions = [], []
+        mask = [[0] * width for _ in range(count)]
+        for row in fed:
+            tokens = blocks.get(row, [])
+            n, start = len(tokens), next_position[row]
+            input_ids.append([self.pad_id] * (width - n) + tokens)
+            positions.append([0] * (width - n) + list(range(start, start + n)))
         for row, tokens in blocks.items():
             n = len(tokens)
-            input_ids[row, width - n :] = torch.tensor(tokens)
-            mask[row, width - n :] = 1
-            positions[row, width - n :] = torch.arange(next_position[row], next_position[row] + n)
+            mask[row][width - n :] = [1] * n
             self.columns[row].extend(range(base + width - n, base + width))
-            self.next_position[row] += n
+            next_position[row] += n
         device = self.hf.device
-        self.attention_mask = torch.cat([self.attention_mask, mask.to(device)], dim=-1)
-        with active_adapter(self.hf):
-            logits = self._forward(input_ids.to(device), positions.to(device))
-        for row in blocks:
-            self.row_logits[row] = logits[row]
+        self.next_position = torch.tensor(next_position, dtype=self.next_position.dtype, device=device)[:, None]
+        mask_tensor = torch.tensor(mask, dtype=self.attention_mask.dtype, device=device)
+        self.attention_mask = torch.cat([self.attention_mask, mask_tensor], dim=-1)
+        ids_tensor = torch.tensor(input_ids, dtype=torch.long, device=device)
+        positions_tensor = torch.tensor(positions, dtype=torch.long, device=device)
+        if subset:
+            logits = self._forward_rows(rows, ids_tensor, positions_tensor)
+            at = {row: i for i, row in enumerate(rows)}
+        else:
+            with active_adapter(self.hf):
+                logits = self._forward(ids_tensor, positions_tensor)
+            at = {row: row for row in rows}
+        for row in rows:
+            self.row_logits[row] = logits[at[row]]
             if self.hidden is not None:
-                self.row_hidden[row] = self.hidden[row]
+                self.row_hidden[row] = self.hidden[at[row]]
+
+    def _forward_rows(self, rows: list[int], input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Forward only ``rows`` (``input_ids`` and ``positions`` hold theirs alone): each cache layer
+        is cut to those rows for the forward, then every row gets the new columns, others zeros
+        (masked out)."""
+        index = torch.tensor(rows, device=self.attention_mask.device)
+        layers = self.cache.layers
+        full = [(layer.keys, layer.values) for layer in layers]
+        mask = self.attention_mask
+        for layer, (keys, values) in zip(layers, full, strict=True):
+            layer.keys, layer.values = keys.index_select(0, index), values.index_select(0, index)
+        self.attention_mask = mask.index_select(0, index)
+        try:
+            with active_adapter(self.hf):
+                logits = self._forward(input_ids, positions)
+        finally:
+            self.attention_mask = mask
+        total, width = mask.shape[1], input_ids.shape[1]
+        for slot, (layer, (keys, values)) in enumerate(zip(layers, full, strict=True)):
+            grown = []
+            for kind, old, sub in ((0, keys, layer.keys), (1, values, layer.values)):
+                tensor = self._grow((slot, kind), old, total)
+                tensor[:, :, total - width :].index_copy_(0, index, sub[:, :, total - width :])
+                grown.append(tensor)
+            layer.keys, layer.values = grown
+        return logits
+
+    def _grow(self, slot: tuple[int, int], tensor: torch.Tensor, total: int) -> torch.Tensor:
+        """``tensor`` (batch, heads, columns, dim) widened to ``total`` columns, the new ones zeros.
+
+        The result is a view into a zero-filled buffer with room to spare, so while the cache
+        keeps growing a step writes only its new columns instead of copying the whole cache.
+        """
+        view, buffer = self._buffers.get(slot, (None, None))
+        if view is not tensor or buffer is None or buffer.shape[2] < total:
+            shape = (tensor.shape[0], tensor.shape[1], total + max(COMPACT_SLACK, total // 2), tensor.shape[3])
+            buffer = tensor.new_zeros(shape)
+            buffer[:, :, : tensor.shape[2]] = tensor
+        view = buffer[:, :, :total]
+        self._buffers[slot] = (view, buffer)
+        return view
 
 
 def _common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
     limit = min(len(a), len(b))
+    if a[:limit] == b[:limit]:
+        return limit
     i = 0
     while i < limit and a[i] == b[i]:
         i += 1
