@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from moco_core.artifacts import clear_stale_output
 from moco_core.cache import cache_key, default_cache_dir
 from moco_core.errors import MocoError
 from moco_core.models import IDENTITY_FILE, model_identity, resolve_model_path
@@ -192,23 +193,12 @@ def merge_configuration(job: MergeJob) -> Any:
     )
 
 
-def _written_by_merge(folder: Path) -> bool:
-    try:
-        return json.loads((folder / IDENTITY_FILE).read_text(encoding="utf-8")).get("kind") == "merge"
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return False
-
-
 def _prepare_target(target: Path, inputs: list[str]) -> None:
     """Clear a stale merge (other recipe) at ``target``, but never an input or a folder a merge did not write."""
     if str(target) in inputs:
         raise MocoError(f"merge: output folder {target} is one of the merge's inputs")
-    if not target.exists():
-        return
-    if target.is_dir() and (_written_by_merge(target) or not any(target.iterdir())):
-        shutil.rmtree(target)
-        return
-    raise MocoError(f"merge: {target} exists and was not written by a moco merge; refusing to overwrite it")
+    refusal = f"merge: {target} exists and was not written by a moco merge; refusing to overwrite it"
+    clear_stale_output(target, "merge", refusal)
 
 
 def run_mergekit(job: MergeJob) -> str:

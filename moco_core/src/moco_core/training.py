@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from moco_core.artifacts import clear_stale_output
 from moco_core.cache import cache_key, default_cache_dir
 from moco_core.config import format_validation_error
 from moco_core.errors import MocoError
@@ -181,23 +182,15 @@ def _complete(folder: Path, recipe: dict[str, Any]) -> bool:
         return False
 
 
-def _written_by_training(folder: Path) -> bool:
-    try:
-        return json.loads((folder / IDENTITY_FILE).read_text(encoding="utf-8")).get("kind") == "training"
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return False
-
-
 def _prepare_target(target: Path, base: str) -> None:
     """Clear a stale training result at ``target``, but never the base or a folder training did not write."""
     if str(target) == base:
         raise MocoError(f"training.output_dir: {target} is the base model's folder")
-    if not target.exists():
-        return
-    if target.is_dir() and (_written_by_training(target) or not any(target.iterdir())):
-        shutil.rmtree(target)
-        return
-    raise MocoError(f"training.output_dir: {target} exists and was not written by moco training; refusing to overwrite")
+    clear_stale_output(
+        target,
+        "training",
+        f"training.output_dir: {target} exists and was not written by moco training; refusing to overwrite",
+    )
 
 
 def _alive(pid: int) -> bool:

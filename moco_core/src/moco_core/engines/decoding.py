@@ -224,23 +224,28 @@ class JointDecoder:
         return self.tokenizer.decode(tokens[:end], skip_special_tokens=True).strip()
 
 
-def load_joint_decoder(pool: Any, names: Sequence[str]) -> JointDecoder:
-    """A decoder over pool members ``names``, all loaded at once (joint decoding needs them so).
+def load_hf_members(pool: Any, names: Sequence[str], purpose: str = "joint decoding") -> list[HFModel]:
+    """Pool members ``names``, all loaded at once, as ``HFModel`` handles (engines read their logits).
 
-    ``pool`` is a ``moco_core.pool.ModelPool``; every member must use a backend whose handle is
-    an ``HFModel`` (the hf backend), since decoding reads the models' logits directly.
+    ``pool`` is a ``moco_core.pool.ModelPool``; a resident-model cap below the distinct models and a
+    member on a backend other than hf are refused in one line naming ``purpose``.
     """
     limit = pool.hardware.max_resident_models
     distinct = {(pool.config(n).backend, pool.resolved_path(n)) for n in names}
     if limit is not None and limit < len(distinct):
         raise MocoError(
-            f"hardware.max_resident_models: joint decoding keeps {len(distinct)} models loaded at once, "
+            f"hardware.max_resident_models: {purpose} keeps {len(distinct)} models loaded at once, "
             f"but the limit is {limit}"
         )
     handles = []
     for name in names:
         handle = pool.load(name).handle
         if not isinstance(handle, HFModel):
-            raise MocoError(f"models.{name}.backend: joint decoding needs the hf backend (logits of every step)")
+            raise MocoError(f"models.{name}.backend: {purpose} needs the hf backend (logits of every step)")
         handles.append(handle)
-    return JointDecoder(handles, batch_size=pool.batch_size)
+    return handles
+
+
+def load_joint_decoder(pool: Any, names: Sequence[str]) -> JointDecoder:
+    """A decoder over pool members ``names`` (hf backend), all loaded at once."""
+    return JointDecoder(load_hf_members(pool, names), batch_size=pool.batch_size)

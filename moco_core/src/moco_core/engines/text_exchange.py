@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from moco_core.backends.hf import HFModel, RowSeededSampler, active_adapter, eos_ids, render_prompt
-from moco_core.engines.decoding import _ModelStream
+from moco_core.engines.decoding import _ModelStream, load_hf_members
 from moco_core.errors import MocoError
 from moco_core.types import GenerationSettings
 
@@ -533,17 +533,5 @@ class TextExchangeDecoder:
 
 def load_text_exchange(pool: Any, names: Sequence[str], hidden_states: Sequence[int] = ()) -> TextExchangeDecoder:
     """A decoder over pool members ``names`` (hf backend), all loaded at once."""
-    limit = pool.hardware.max_resident_models
-    distinct = {(pool.config(n).backend, pool.resolved_path(n)) for n in names}
-    if limit is not None and limit < len(distinct):
-        raise MocoError(
-            f"hardware.max_resident_models: text exchange keeps {len(distinct)} models loaded at once, "
-            f"but the limit is {limit}"
-        )
-    handles = []
-    for name in names:
-        handle = pool.load(name).handle
-        if not isinstance(handle, HFModel):
-            raise MocoError(f"models.{name}.backend: text exchange needs the hf backend (logits of every step)")
-        handles.append(handle)
+    handles = load_hf_members(pool, names, "text exchange")
     return TextExchangeDecoder(handles, batch_size=pool.batch_size, hidden_states=hidden_states)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from moco_core.backends.hf import HFModel, RowSeededSampler, active_adapter, eos_ids
-from moco_core.engines.decoding import Combine, DecodeStep, JointDecoder, StepHook, _ModelStream
+from moco_core.engines.decoding import Combine, DecodeStep, JointDecoder, StepHook, _ModelStream, load_hf_members
 from moco_core.errors import MocoError
 from moco_core.types import GenerationSettings
 
@@ -206,10 +206,4 @@ class AlignedJointDecoder(JointDecoder):
 
 def load_aligned_decoder(pool: Any, names: Sequence[str]) -> AlignedJointDecoder:
     """An ``AlignedJointDecoder`` over pool members ``names`` (hf backend, all loaded at once)."""
-    handles = []
-    for name in names:
-        handle = pool.load(name).handle
-        if not isinstance(handle, HFModel):
-            raise MocoError(f"models.{name}.backend: joint decoding needs the hf backend (logits of every step)")
-        handles.append(handle)
-    return AlignedJointDecoder(handles, batch_size=pool.batch_size)
+    return AlignedJointDecoder(load_hf_members(pool, names), batch_size=pool.batch_size)
