@@ -13,18 +13,14 @@ from typer.testing import CliRunner
 from moco_core.cli import app
 from moco_core.data import load_user_data
 from moco_core.plugins import get_registry
-from moco_core.testing import ScriptedBackendPlugin, ScriptedTaskTypesPlugin, registered_plugin, set_responder
+from moco_core.testing import (
+    assert_one_line_error,
+    scripted_plugins,
+    set_responder,
+)
 
 cli = CliRunner()
 ITEM = {"id": "q0", "question": "q?", "choices": {"A": "x", "B": "y"}, "answer": "A"}
-
-
-def one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture()
@@ -35,7 +31,7 @@ def needs_evals():
 
 @pytest.fixture()
 def scripted(fresh_cache_dir):
-    with registered_plugin(ScriptedBackendPlugin(), "scripted"), registered_plugin(ScriptedTaskTypesPlugin(), "letter"):
+    with scripted_plugins():
         set_responder("always-A", "A")
         yield
 
@@ -70,7 +66,7 @@ def tiny_copy(tmp_path, tiny_pool_paths):
 def test_non_utf8_byte_in_the_config(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_bytes(b"method: majority_vote\nmodels:\n  - name: caf\xe9\n")
-    one_line_error(cli.invoke(app, ["validate", str(path)]), str(path), "not UTF-8", "line 3")
+    assert_one_line_error(cli.invoke(app, ["validate", str(path)]), str(path), "not UTF-8", "line 3")
 
 
 @pytest.mark.parametrize(
@@ -83,13 +79,13 @@ def test_non_utf8_byte_in_the_config(tmp_path):
 def test_a_duplicated_yaml_key_is_refused_naming_it_and_its_line(tmp_path, text, fragment):
     path = tmp_path / "config.yaml"
     path.write_text(text)
-    one_line_error(cli.invoke(app, ["validate", str(path)]), str(path), fragment)
+    assert_one_line_error(cli.invoke(app, ["validate", str(path)]), str(path), fragment)
 
 
 def test_a_duplicated_json_key_is_refused(tmp_path):
     path = tmp_path / "config.json"
     path.write_text('{"method": "majority_vote", "method": "single_model"}')
-    one_line_error(cli.invoke(app, ["validate", str(path)]), "key 'method' is given twice")
+    assert_one_line_error(cli.invoke(app, ["validate", str(path)]), "key 'method' is given twice")
 
 
 def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
@@ -130,7 +126,7 @@ def test_a_random_or_truncated_safetensors_file_fails_validate(tmp_path, tiny_po
     folder, weights = tiny_copy(tmp_path, tiny_pool_paths)
     damage(weights)
     config = config_file(tmp_path, [{"name": "m", "path": str(folder)}], data_file(tmp_path))
-    one_line_error(cli.invoke(app, ["validate", str(config)]), "models[0].path", str(weights), "safetensors")
+    assert_one_line_error(cli.invoke(app, ["validate", str(config)]), "models[0].path", str(weights), "safetensors")
 
 
 def test_a_shard_index_naming_a_missing_shard_fails_validate(tmp_path, tiny_pool_paths):
@@ -138,7 +134,7 @@ def test_a_shard_index_naming_a_missing_shard_fails_validate(tmp_path, tiny_pool
     index = {"weight_map": {"lm_head.weight": "model-00002-of-00002.safetensors"}}
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     config = config_file(tmp_path, [{"name": "m", "path": str(folder)}], data_file(tmp_path))
-    one_line_error(cli.invoke(app, ["validate", str(config)]), "model-00002-of-00002.safetensors", "missing")
+    assert_one_line_error(cli.invoke(app, ["validate", str(config)]), "model-00002-of-00002.safetensors", "missing")
 
 
 def test_intact_weights_and_a_context_within_the_limit_pass(tmp_path, tiny_pool_paths, needs_evals):
@@ -155,7 +151,7 @@ def test_max_new_tokens_beyond_the_models_context_is_refused_naming_the_limit(tm
     limit = json.loads((tiny_pool_paths[0] / "config.json").read_text())["max_position_embeddings"]
     models = [{"name": "m", "path": str(tiny_pool_paths[0])}]
     config = config_file(tmp_path, models, data_file(tmp_path), generation={"max_new_tokens": limit + 1})
-    one_line_error(
+    assert_one_line_error(
         cli.invoke(app, ["run", str(config)]),
         "generation.max_new_tokens",
         f"{limit} positions",
@@ -170,10 +166,12 @@ def test_output_dir_that_is_an_existing_file(scripted, tmp_path):
     existing = tmp_path / "taken"
     existing.write_text("mine")
     result = cli.invoke(app, ["run", str(scripted_config(tmp_path)), "--output-dir", str(existing)])
-    one_line_error(result, "output_dir", str(existing), "existing file")
+    assert_one_line_error(result, "output_dir", str(existing), "existing file")
     assert existing.read_text() == "mine"
     inside = existing / "run"
-    one_line_error(cli.invoke(app, ["run", str(scripted_config(tmp_path)), "--output-dir", str(inside)]), "output_dir")
+    assert_one_line_error(
+        cli.invoke(app, ["run", str(scripted_config(tmp_path)), "--output-dir", str(inside)]), "output_dir"
+    )
 
 
 def test_output_dir_that_cannot_be_written(scripted, tmp_path):
@@ -186,7 +184,7 @@ def test_output_dir_that_cannot_be_written(scripted, tmp_path):
         locked.mkdir(mode=0o500)
         target = str(locked)
     result = cli.invoke(app, ["run", str(scripted_config(tmp_path)), "--output-dir", target])
-    one_line_error(result, "output_dir", target)
+    assert_one_line_error(result, "output_dir", target)
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -196,7 +194,7 @@ def test_a_multiple_choice_answer_that_is_no_option_is_refused_at_load(tmp_path,
     bad = {"id": "q7", "question": "q?", "choices": {"A": "x", "B": "y"}, "answer": "C"}
     data = data_file(tmp_path, items=[ITEM, bad])
     config = config_file(tmp_path, [{"name": "m", "path": str(tiny_pool_paths[0])}], data)
-    one_line_error(cli.invoke(app, ["validate", str(config)]), str(data), "test[1]", "'q7'", "answer 'C'")
+    assert_one_line_error(cli.invoke(app, ["validate", str(config)]), str(data), "test[1]", "'q7'", "answer 'C'")
     jsonl = tmp_path / "data.jsonl"
     jsonl.write_text(json.dumps({**bad, "choices": ["x", "y"], "answer": 5}) + "\n")
     with pytest.raises(Exception, match=r"test\[0\] \(id 'q7'\): answer 5 is not one of its options \(A, B\)"):
@@ -231,25 +229,25 @@ def score(tmp_path, lines: bytes, *extra):
 
 def test_score_non_utf8_predictions(tmp_path, needs_evals):
     predictions, result = score(tmp_path, b'{"index": 0, "output": "A"}\n{"index": 1, "output": "\xff"}\n')
-    one_line_error(result, str(predictions), "line 2", "not UTF-8")
+    assert_one_line_error(result, str(predictions), "line 2", "not UTF-8")
 
 
 def test_score_refuses_one_item_given_twice(tmp_path, needs_evals):
     lines = b'{"index": 0, "output": "A"}\n{"index": 1, "output": "B"}\n{"id": "q0", "output": "A"}\n'
     predictions, result = score(tmp_path, lines)
-    one_line_error(result, str(predictions), "line 3", "item 0", "already given on line 1")
+    assert_one_line_error(result, str(predictions), "line 3", "item 0", "already given on line 1")
 
 
 def test_score_refuses_a_boolean_index(tmp_path, needs_evals):
     predictions, result = score(tmp_path, b'{"index": true, "output": "A"}\n')
-    one_line_error(result, str(predictions), "line 1", "index True", "boolean")
+    assert_one_line_error(result, str(predictions), "line 1", "index True", "boolean")
 
 
 @pytest.mark.parametrize("where", ["directory", "missing folder"])
 def test_score_refuses_an_unwritable_output_before_scoring(tmp_path, needs_evals, where):
     output = tmp_path if where == "directory" else tmp_path / "nowhere" / "scores.jsonl"
     _, result = score(tmp_path, b'{"index": 0, "output": "A"}\n', "--output", str(output))
-    one_line_error(result, "--output")
+    assert_one_line_error(result, "--output")
 
 
 # --- moco compare ---------------------------------------------------------------------------
@@ -270,4 +268,4 @@ def test_compare_refuses_a_metrics_file_without_what_it_needs(tmp_path, content,
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "metrics.json").write_bytes(content)
-    one_line_error(cli.invoke(app, ["compare", str(run_dir)]), str(run_dir / "metrics.json"), fragment)
+    assert_one_line_error(cli.invoke(app, ["compare", str(run_dir)]), str(run_dir / "metrics.json"), fragment)

@@ -109,13 +109,16 @@ def test_a_file_that_is_not_routerbench_is_one_line(tmp_path):
 
 
 def test_a_single_model_run_becomes_a_bank(fresh_cache_dir, tmp_path):
-    from moco_core.testing import ScriptedBackendPlugin, ScriptedTaskTypesPlugin, registered_plugin, set_responder
+    from moco_core.testing import (
+        scripted_plugins,
+        set_responder,
+    )
 
     items = [
         {"id": f"q{i}", "question": f"q {i}", "choices": {"A": "", "B": ""}, "answer": "AB"[i % 2]} for i in range(8)
     ]
     (tmp_path / "d.json").write_text(json.dumps({"task_type": "letter", "dev": items[:2], "test": items}))
-    with registered_plugin(ScriptedBackendPlugin(), "scripted"), registered_plugin(ScriptedTaskTypesPlugin(), "l"):
+    with scripted_plugins("l"):
         set_responder("says-A", "A")
         set_responder("says-B", "B")
         models = [{"name": n, "path": f"says-{n}", "backend": "scripted"} for n in "AB"]

@@ -7,7 +7,7 @@ import yaml
 from typer.testing import CliRunner
 
 from moco_core.cli import app
-from moco_core.testing import ScriptedBackendPlugin, registered_plugin
+from moco_core.testing import ScriptedBackendPlugin, assert_one_line_error, registered_plugin
 
 cli = CliRunner()
 
@@ -32,51 +32,42 @@ def config_file(tmp_path, **overrides):
     return path
 
 
-def one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 def test_unknown_method_suggests_closest(tmp_path):
     result = cli.invoke(app, ["validate", str(config_file(tmp_path, method="majority_vot"))])
-    one_line_error(result, "method: unknown method 'majority_vot'", "did you mean 'majority_vote'")
+    assert_one_line_error(result, "method: unknown method 'majority_vot'", "did you mean 'majority_vote'")
 
 
 def test_bad_param_value_names_the_param(tmp_path):
     result = cli.invoke(app, ["validate", str(config_file(tmp_path, params={"tie_break": "coin"}))])
-    one_line_error(result, "params: tie_break")
+    assert_one_line_error(result, "params: tie_break")
 
 
 def test_unknown_param_is_refused(tmp_path):
     result = cli.invoke(app, ["validate", str(config_file(tmp_path, params={"rounds": 3}))])
-    one_line_error(result, "params: rounds: unknown key")
+    assert_one_line_error(result, "params: rounds: unknown key")
 
 
 def test_missing_model_folder(tmp_path):
     result = cli.invoke(app, ["run", str(config_file(tmp_path))])
-    one_line_error(result, "models[0].path", "model folder not found")
+    assert_one_line_error(result, "models[0].path", "model folder not found")
 
 
 def test_pool_too_small_for_method(tmp_path, tiny_pool_paths):
     models = [{"name": "a", "path": str(tiny_pool_paths[0]), "description": "x"}]
     result = cli.invoke(app, ["validate", str(config_file(tmp_path, method="prompt_routing", models=models))])
-    one_line_error(result, "models: prompt_routing needs >=2 models, the pool has 1")
+    assert_one_line_error(result, "models: prompt_routing needs >=2 models, the pool has 1")
 
 
 def test_routing_needs_descriptions(tmp_path, tiny_pool_paths):
     models = [{"name": f"m{i}", "path": str(p)} for i, p in enumerate(tiny_pool_paths[:2])]
     result = cli.invoke(app, ["validate", str(config_file(tmp_path, method="prompt_routing", models=models))])
-    one_line_error(result, "models[0].description")
+    assert_one_line_error(result, "models[0].description")
 
 
 def test_missing_data_file(tmp_path, tiny_pool_paths):
     models = [{"name": "a", "path": str(tiny_pool_paths[0])}]
     config = config_file(tmp_path, models=models, dataset={"path": str(tmp_path / "nope.json")})
-    one_line_error(cli.invoke(app, ["run", str(config)]), "nope.json: data file not found")
+    assert_one_line_error(cli.invoke(app, ["run", str(config)]), "nope.json: data file not found")
 
 
 @pytest.mark.parametrize(
@@ -92,20 +83,20 @@ def test_malformed_data_file(tmp_path, tiny_pool_paths, content, fragment):
     bad.write_text(content)
     models = [{"name": "a", "path": str(tiny_pool_paths[0])}]
     config = config_file(tmp_path, models=models, dataset={"path": str(bad)})
-    one_line_error(cli.invoke(app, ["validate", str(config)]), "bad.json", fragment)
+    assert_one_line_error(cli.invoke(app, ["validate", str(config)]), "bad.json", fragment)
 
 
 def test_unknown_backend_and_key(tmp_path):
     models = [{"name": "a", "path": "x", "backend": "vllmm"}]
-    one_line_error(cli.invoke(app, ["validate", str(config_file(tmp_path, models=models))]), "models[0].backend")
-    one_line_error(cli.invoke(app, ["validate", str(config_file(tmp_path, extra=1))]), "extra: unknown key")
+    assert_one_line_error(cli.invoke(app, ["validate", str(config_file(tmp_path, models=models))]), "models[0].backend")
+    assert_one_line_error(cli.invoke(app, ["validate", str(config_file(tmp_path, extra=1))]), "extra: unknown key")
 
 
 def test_malformed_config_and_missing_file(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("method: [unclosed\n")
-    one_line_error(cli.invoke(app, ["run", str(path)]), "bad.yaml: malformed config")
-    one_line_error(cli.invoke(app, ["run", str(tmp_path / "missing.yaml")]), "config file not found")
+    assert_one_line_error(cli.invoke(app, ["run", str(path)]), "bad.yaml: malformed config")
+    assert_one_line_error(cli.invoke(app, ["run", str(tmp_path / "missing.yaml")]), "config file not found")
 
 
 def test_validate_accepts_a_good_config(tmp_path, data_file):
@@ -128,7 +119,7 @@ def test_list_methods_info_and_plugins():
     assert {"single_model", "majority_vote", "prompt_routing"} <= keys
     info = cli.invoke(app, ["info", "majority_vote"])
     assert "tie_break" in info.output and "'random'" in info.output and "dev, random" in info.output
-    one_line_error(cli.invoke(app, ["info", "majority_vot"]), "did you mean 'majority_vote'")
+    assert_one_line_error(cli.invoke(app, ["info", "majority_vot"]), "did you mean 'majority_vote'")
     plugins = cli.invoke(app, ["plugins"])
     assert "moco-core" in plugins.output and "moco_register_methods" in plugins.output
 
@@ -139,7 +130,7 @@ def test_unavailable_device_is_a_config_error(tmp_path, tiny_pool_paths, monkeyp
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     models = [{"name": "a", "path": str(tiny_pool_paths[0])}]
     config = config_file(tmp_path, models=models, hardware={"device": "cuda:1"})
-    one_line_error(cli.invoke(app, ["validate", str(config)]), "hardware.device: cuda:1 requested")
+    assert_one_line_error(cli.invoke(app, ["validate", str(config)]), "hardware.device: cuda:1 requested")
 
 
 def test_method_whose_code_cannot_be_imported(tmp_path, tiny_pool_paths):
@@ -154,7 +145,7 @@ def test_method_whose_code_cannot_be_imported(tmp_path, tiny_pool_paths):
     models = [{"name": "a", "path": str(tiny_pool_paths[0])}]
     with registered_plugin(BrokenImplementation(), "broken-impl"):
         result = cli.invoke(app, ["validate", str(config_file(tmp_path, method="broken_method", models=models))])
-    one_line_error(result, "method: broken_method", "cannot be imported", "no_such_module")
+    assert_one_line_error(result, "method: broken_method", "cannot be imported", "no_such_module")
 
 
 def test_non_utf8_user_file(tmp_path, tiny_pool_paths):
@@ -162,7 +153,7 @@ def test_non_utf8_user_file(tmp_path, tiny_pool_paths):
     bad.write_bytes(b"question,answer\n\xff\xfe caf\xe9,1\n")
     models = [{"name": "a", "path": str(tiny_pool_paths[0])}]
     config = config_file(tmp_path, models=models, dataset={"path": str(bad), "task_type": "exact_match"})
-    one_line_error(cli.invoke(app, ["validate", str(config)]), "bad.csv: not UTF-8 text")
+    assert_one_line_error(cli.invoke(app, ["validate", str(config)]), "bad.csv: not UTF-8 text")
 
 
 def test_listings_have_json_output():
@@ -247,7 +238,7 @@ def test_cache_info_and_clear(fresh_cache_dir):
     info = json.loads(cli.invoke(app, ["cache", "info", "--json"]).output)
     assert info["entries"] == 3 and info["path"] == str(cache.path) and info["bytes"] > 0
     assert "entries: 3" in cli.invoke(app, ["cache", "info"]).output
-    one_line_error(cli.invoke(app, ["cache", "clear", "--older-than", "ten days"]), "--older-than")
+    assert_one_line_error(cli.invoke(app, ["cache", "clear", "--older-than", "ten days"]), "--older-than")
     result = cli.invoke(app, ["cache", "clear", "--older-than", "7d"])
     assert result.exit_code == 0 and result.output.startswith("removed 2 cached generations; 1 left")
     assert GenerationCache().get_many(["new", "old"]) == {"new": {"text": "a"}}
@@ -264,4 +255,4 @@ def test_info_on_an_official_key_that_is_not_installed_names_the_distribution(mo
     finally:
         monkeypatch.delenv("MOCO_LOAD_PLUGINS")
         reset()
-    one_line_error(result, "'logit_fusion' is in moco-methods-logit: pip install moco-methods-logit")
+    assert_one_line_error(result, "'logit_fusion' is in moco-methods-logit: pip install moco-methods-logit")

@@ -10,14 +10,18 @@ import yaml
 from typer.testing import CliRunner
 
 from moco_core.cli import app
-from moco_core.testing import ScriptedBackendPlugin, ScriptedTaskTypesPlugin, registered_plugin, set_responder
+from moco_core.testing import (
+    assert_one_line_error,
+    scripted_plugins,
+    set_responder,
+)
 
 cli = CliRunner()
 
 
 @pytest.fixture()
 def scripted(fresh_cache_dir):
-    with registered_plugin(ScriptedBackendPlugin(), "scripted"), registered_plugin(ScriptedTaskTypesPlugin(), "letter"):
+    with scripted_plugins():
         set_responder("says-A", "A because")
         set_responder("says-B", "B!")
         yield
@@ -50,14 +54,6 @@ def letters_config(tmp_path, n_test=6, **changes):
     return path
 
 
-def one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 def test_set_overrides_nested_values_and_is_recorded(scripted, tmp_path):
     config = letters_config(tmp_path)
     result = cli.invoke(
@@ -82,15 +78,19 @@ def test_set_overrides_nested_values_and_is_recorded(scripted, tmp_path):
 
 def test_set_is_validated_like_the_file(scripted, tmp_path):
     config = letters_config(tmp_path)
-    one_line_error(
+    assert_one_line_error(
         cli.invoke(app, ["validate", str(config), "--set", "generation.temprature=0"]),
         "generation.temprature: unknown key 'temprature' — did you mean 'temperature'?",
     )
-    one_line_error(
+    assert_one_line_error(
         cli.invoke(app, ["run", str(config), "--set", "generation.temperature=-1"]), "generation.temperature"
     )
-    one_line_error(cli.invoke(app, ["run", str(config), "--set", "temperature"]), "--set 'temperature'", "KEY=VALUE")
-    one_line_error(cli.invoke(app, ["run", str(config), "--set", "models.5.path=x"]), "models.5 is not an existing")
+    assert_one_line_error(
+        cli.invoke(app, ["run", str(config), "--set", "temperature"]), "--set 'temperature'", "KEY=VALUE"
+    )
+    assert_one_line_error(
+        cli.invoke(app, ["run", str(config), "--set", "models.5.path=x"]), "models.5 is not an existing"
+    )
     ok = cli.invoke(app, ["validate", str(config), "--set", "dataset.limit=3"])
     assert ok.exit_code == 0 and "(1 dev, 3 test)" in ok.output, ok.output
 
@@ -100,7 +100,9 @@ def test_misspelled_top_level_key_is_named_with_a_suggestion(scripted, tmp_path)
     data = yaml.safe_load(config.read_text())
     data["modles"] = data.pop("models")
     config.write_text(yaml.safe_dump(data))
-    one_line_error(cli.invoke(app, ["validate", str(config)]), "modles: unknown key 'modles' — did you mean 'models'?")
+    assert_one_line_error(
+        cli.invoke(app, ["validate", str(config)]), "modles: unknown key 'modles' — did you mean 'models'?"
+    )
 
 
 def test_resumed_run_says_so_and_overwrite_starts_afresh(scripted, tmp_path):
@@ -116,7 +118,7 @@ def test_resumed_run_says_so_and_overwrite_starts_afresh(scripted, tmp_path):
     assert relabelled.exit_code == 0 and "(resumed: 6 examples" in relabelled.output, relabelled.output
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["label"] == "vote (dev ties)"
     changed = cli.invoke(app, ["run", str(config), "--set", "params.tie_break=random"])
-    one_line_error(changed, "holds a run of a different config")
+    assert_one_line_error(changed, "holds a run of a different config")
     fresh = cli.invoke(app, ["run", str(config), "--set", "params.tie_break=random", "--overwrite"])
     assert fresh.exit_code == 0 and "(resumed" not in fresh.output, fresh.output
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["params"]["tie_break"] == "random"
@@ -131,7 +133,7 @@ def test_verbosity_options_configure_logging(monkeypatch):
     assert logging.getLogger().level == logging.INFO and logging.getLogger("transformers").level == logging.NOTSET
     assert cli.invoke(app, ["plugins"]).exit_code == 0
     assert logging.getLogger().level == logging.WARNING and logging.getLogger("transformers").level == logging.ERROR
-    one_line_error(cli.invoke(app, ["-v", "-q", "plugins"]), "at most one of --verbose and --quiet")
+    assert_one_line_error(cli.invoke(app, ["-v", "-q", "plugins"]), "at most one of --verbose and --quiet")
 
 
 def test_version():

@@ -19,7 +19,11 @@ from moco_core.hookspecs import hookimpl
 from moco_core.method import Method
 from moco_core.plugins import get_registry
 from moco_core.registry import MethodSpec
-from moco_core.testing import ScriptedBackend, ScriptedBackendPlugin, ScriptedTaskTypesPlugin, registered_plugin
+from moco_core.testing import (
+    ScriptedBackend,
+    registered_plugin,
+    scripted_plugins,
+)
 from moco_core.types import Prediction
 from moco_core.validation import RunPlan
 
@@ -120,8 +124,7 @@ CASES = [
 
 @pytest.fixture()
 def scripted(fresh_cache_dir):
-    with registered_plugin(ScriptedBackendPlugin(), "scripted"), registered_plugin(ScriptedTaskTypesPlugin(), "tt"):
-        ScriptedBackend.calls.clear()
+    with scripted_plugins("tt"):
         yield
 
 

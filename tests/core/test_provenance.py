@@ -13,7 +13,10 @@ from typer.testing import CliRunner
 
 from moco_core.cli import app
 from moco_core.provenance import device_info, git_state
-from moco_core.testing import ScriptedBackendPlugin, ScriptedTaskTypesPlugin, registered_plugin, set_responder
+from moco_core.testing import (
+    scripted_plugins,
+    set_responder,
+)
 
 cli = CliRunner()
 
@@ -46,7 +49,7 @@ def finished_run(fresh_cache_dir, tmp_path, monkeypatch):
     path.write_text(yaml.safe_dump(config))
     set_responder("prov-A", "A because")
     set_responder("prov-A2", "A.")
-    with registered_plugin(ScriptedBackendPlugin(), "scripted"), registered_plugin(ScriptedTaskTypesPlugin(), "letter"):
+    with scripted_plugins():
         result = cli.invoke(app, ["run", str(path)])
     assert result.exit_code == 0, result.output
     return tmp_path / "run", repo

@@ -7,12 +7,15 @@ import json
 import pytest
 
 from moco_core.errors import MocoError
-from moco_core.testing import ScriptedBackendPlugin, ScriptedTaskTypesPlugin, registered_plugin, set_responder
+from moco_core.testing import (
+    scripted_plugins,
+    set_responder,
+)
 
 
 @pytest.fixture()
 def scripted(fresh_cache_dir):
-    with registered_plugin(ScriptedBackendPlugin(), "scripted"), registered_plugin(ScriptedTaskTypesPlugin(), "letter"):
+    with scripted_plugins():
         set_responder("api-A", "A!")
         set_responder("api-B", "B!")
         yield

@@ -15,7 +15,10 @@ from moco_core.report.collect import collect_cells
 from moco_core.report.controls import compute_matched
 from moco_core.report.emergence import emergence, pool_diversity
 from moco_core.report.tables import render_latex, render_markdown, results_table
-from moco_core.testing import ScriptedBackendPlugin, ScriptedTaskTypesPlugin, registered_plugin, set_responder
+from moco_core.testing import (
+    scripted_plugins,
+    set_responder,
+)
 
 pytest.importorskip("matplotlib")
 cli = CliRunner()
@@ -130,7 +133,7 @@ def test_report_refuses_a_folder_without_runs(tmp_path):
 
 
 def test_report_of_a_real_sweep(fresh_cache_dir, tmp_path):
-    with registered_plugin(ScriptedBackendPlugin(), "scripted"), registered_plugin(ScriptedTaskTypesPlugin(), "letter"):
+    with scripted_plugins():
         set_responder("yes-A", "A sure")
         set_responder("yes-B", "B sure")
         data = {"name": "abc", "task_type": "letter"}

@@ -20,11 +20,10 @@ from moco_core.cache import GenerationCache
 from moco_core.cli import app
 from moco_core.plugins import get_registry
 from moco_core.testing import (
-    ScriptedBackend,
-    ScriptedBackendPlugin,
-    ScriptedTaskTypesPlugin,
-    registered_plugin,
+    assert_one_line_error,
+    scripted_plugins,
     set_responder,
+    write_letters_dataset,
 )
 
 cli = CliRunner()
@@ -36,22 +35,14 @@ HOLD_LOCK = (
 
 @pytest.fixture()
 def scripted(fresh_cache_dir):
-    with registered_plugin(ScriptedBackendPlugin(), "scripted"), registered_plugin(ScriptedTaskTypesPlugin(), "letter"):
-        ScriptedBackend.calls.clear()
+    with scripted_plugins():
         set_responder("always-A", "A because")
         set_responder("always-B", "B!")
         yield
 
 
 def write_data(tmp_path, n_test=6, n_dev=3):
-    def item(i, split):
-        return {"id": f"q{i}", "question": f"{split} {i}", "choices": {"A": "x", "B": "y"}, "answer": "A"}
-
-    data = {"name": "letters", "task_type": "letter", "dev": [item(i, "dev") for i in range(n_dev)]}
-    data["test"] = [item(i, "test") for i in range(n_test)]
-    path = tmp_path / "letters.json"
-    path.write_text(json.dumps(data))
-    return path
+    return write_letters_dataset(tmp_path, n_test, n_dev)
 
 
 def write_config(tmp_path, data_path, method="majority_vote"):
@@ -68,14 +59,6 @@ def write_config(tmp_path, data_path, method="majority_vote"):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_a_second_process_is_refused_naming_the_first_and_a_killed_holder_frees_the_dir(tmp_path, tiny_pool_paths):
@@ -172,7 +155,7 @@ def test_a_damaged_run_file_is_one_line_naming_it(scripted, tmp_path, name, dama
     assert cli.invoke(app, ["run", str(config)]).exit_code == 0
     damaged = tmp_path / "run" / name
     damaged.write_bytes(damage(damaged.read_text()).encode("utf-8", "surrogateescape"))
-    one_line_error(cli.invoke(app, ["run", str(config)]), str(damaged), "damaged")
+    assert_one_line_error(cli.invoke(app, ["run", str(config)]), str(damaged), "damaged")
 
 
 def test_a_damaged_middle_prediction_names_file_and_line_and_a_torn_last_line_is_repaired(scripted, tmp_path):
@@ -186,15 +169,15 @@ def test_a_damaged_middle_prediction_names_file_and_line_and_a_torn_last_line_is
     assert [json.loads(line)["index"] for line in predictions.read_text().splitlines()] == list(range(6))
     lines = predictions.read_text().splitlines(keepends=True)
     predictions.write_text(lines[0] + lines[1][:20] + "\n" + "".join(lines[2:]))
-    one_line_error(cli.invoke(app, ["run", str(config)]), str(predictions), "line 2", "damaged")
+    assert_one_line_error(cli.invoke(app, ["run", str(config)]), str(predictions), "line 2", "damaged")
     predictions.write_bytes(lines[0].encode() + b'{"index": 1, "id": "\xff"}\n' + "".join(lines[2:]).encode())
-    one_line_error(cli.invoke(app, ["run", str(config)]), str(predictions), "line 2", "UTF-8")
+    assert_one_line_error(cli.invoke(app, ["run", str(config)]), str(predictions), "line 2", "UTF-8")
 
 
 def test_a_failed_dev_check_writes_nothing_so_the_corrected_rerun_runs(scripted, tmp_path):
     data = write_data(tmp_path, n_dev=0)
     config = write_config(tmp_path, data, method="single_model")
-    one_line_error(cli.invoke(app, ["run", str(config)]), "has no dev split")
+    assert_one_line_error(cli.invoke(app, ["run", str(config)]), "has no dev split")
     assert not (tmp_path / "run" / "fingerprint.json").exists()
     assert not (tmp_path / "run" / "config.yaml").exists()
     write_data(tmp_path, n_dev=3)

@@ -10,10 +10,9 @@ from moco_core import runner
 from moco_core.cli import app
 from moco_core.testing import (
     ScriptedBackend,
-    ScriptedBackendPlugin,
-    ScriptedTaskTypesPlugin,
-    registered_plugin,
+    scripted_plugins,
     set_responder,
+    write_letters_dataset,
 )
 
 cli = CliRunner()
@@ -21,21 +20,12 @@ cli = CliRunner()
 
 @pytest.fixture()
 def scripted(fresh_cache_dir):
-    with registered_plugin(ScriptedBackendPlugin(), "scripted"), registered_plugin(ScriptedTaskTypesPlugin(), "letter"):
-        ScriptedBackend.calls.clear()
+    with scripted_plugins():
         yield
 
 
 def write_data(tmp_path, n_test=6, n_dev=4):
-    def item(i, split):
-        question = f"{split} question {i}"
-        return {"id": f"q{i}", "question": question, "choices": {"A": "x", "B": "y"}, "answer": "A"}
-
-    data = {"name": "letters", "task_type": "letter", "dev": [item(i, "dev") for i in range(n_dev)]}
-    data["test"] = [item(i, "test") for i in range(n_test)]
-    path = tmp_path / "letters.json"
-    path.write_text(json.dumps(data))
-    return path
+    return write_letters_dataset(tmp_path, n_test, n_dev)
 
 
 def write_config(tmp_path, data_path, **changes):

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from moco_core.cli import app
 from moco_core.plugins import get_registry
 from moco_core.registry import Requirements
-from moco_core.testing import ScriptedBackendPlugin, ScriptedTaskTypesPlugin, registered_plugin
+from moco_core.testing import ScriptedBackendPlugin, registered_plugin, scripted_plugins
 
 cli = CliRunner()
 
@@ -40,7 +40,7 @@ def test_validate_refuses_a_voting_method_without_an_extractor(fresh_cache_dir, 
     data = {"task_type": task_type, "dev": [], "test": [{"id": 1, "input": "hi", "output": "x"}]}
     (tmp_path / "d.json").write_text(json.dumps(data))
     config = _config(tmp_path, "majority_vote", {"path": str(tmp_path / "d.json")})
-    with registered_plugin(ScriptedBackendPlugin(), "scripted"), registered_plugin(ScriptedTaskTypesPlugin(), "t"):
+    with scripted_plugins("t"):
         result = cli.invoke(app, ["validate", str(config)])
     if refused:
         assert result.exit_code == 2, result.output

@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from moco_core.cli import app
-from moco_core.testing import ScriptedBackendPlugin, ScriptedTaskTypesPlugin, registered_plugin
+from moco_core.testing import scripted_plugins
 
 
 class ApiRuns:
@@ -61,7 +61,7 @@ class ApiRuns:
 @pytest.fixture()
 def api(fresh_cache_dir, tmp_path) -> ApiRuns:
     """The scripted backend and the ``free`` task type (score 1 when the output equals the answer)."""
-    with registered_plugin(ScriptedBackendPlugin(), "scripted"), registered_plugin(ScriptedTaskTypesPlugin(), "tt"):
+    with scripted_plugins("tt"):
         yield ApiRuns(tmp_path)
 
 

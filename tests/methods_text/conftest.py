@@ -16,7 +16,10 @@ import yaml
 from typer.testing import CliRunner
 
 from moco_core.cli import app
-from moco_core.testing import ScriptedBackendPlugin, ScriptedTaskTypesPlugin, registered_plugin, set_responder
+from moco_core.testing import (
+    scripted_plugins,
+    set_responder,
+)
 from moco_core.types import GenerationRequest
 
 CHOICES = {"A": "a", "B": "b", "C": "c", "D": "d"}
@@ -96,5 +99,5 @@ class TextRuns:
 
 @pytest.fixture()
 def text(fresh_cache_dir, tmp_path) -> TextRuns:
-    with registered_plugin(ScriptedBackendPlugin(), "scripted"), registered_plugin(ScriptedTaskTypesPlugin(), "tt"):
+    with scripted_plugins("tt"):
         yield TextRuns(tmp_path)

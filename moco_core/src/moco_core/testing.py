@@ -7,6 +7,7 @@ trained offline, so every code path of the hf backend runs without network or GP
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -281,3 +282,37 @@ def registered_plugin(plugin: Any, name: str | None = None) -> Iterator[Any]:
     finally:
         pm.unregister(plugin)
         refresh_registry()
+
+
+@contextlib.contextmanager
+def scripted_plugins(task_type_name: str = "letter") -> Iterator[None]:
+    """The ``scripted`` backend and the ``letter``/``free`` task types for a block, with a clean call log."""
+    with (
+        registered_plugin(ScriptedBackendPlugin(), "scripted"),
+        registered_plugin(ScriptedTaskTypesPlugin(), task_type_name),
+    ):
+        ScriptedBackend.calls.clear()
+        yield
+
+
+def write_letters_dataset(folder: str | Path, n_test: int = 6, n_dev: int = 3, name: str = "letters") -> Path:
+    """A ``letter`` dataset file whose every gold answer is A: scripted models score 1 or 0 at a glance."""
+
+    def item(i: int, split: str) -> dict[str, Any]:
+        return {"id": f"q{i}", "question": f"{split} question {i}", "choices": {"A": "x", "B": "y"}, "answer": "A"}
+
+    data = {"name": name, "task_type": "letter", "dev": [item(i, "dev") for i in range(n_dev)]}
+    data["test"] = [item(i, "test") for i in range(n_test)]
+    path = Path(folder) / f"{name}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def assert_one_line_error(result: Any, *fragments: str) -> None:
+    """A CLI result (typer's CliRunner) failed as bad input must: exit 2, one ``error:`` line naming each fragment."""
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output, result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
