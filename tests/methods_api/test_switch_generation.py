@@ -66,6 +66,39 @@ def test_selector_is_trained_through_the_training_hook(api, tiny_pool_paths, oth
     assert api.metrics(run)["selector_trained"]
 
 
+def test_a_rerun_decodes_no_rollout_and_reuses_the_trained_selector(
+    api, tiny_pool_paths, other_tokenizer_model, monkeypatch
+):
+    pytest.importorskip("trl")
+    from moco_methods_api.switch_generation import SwitchGeneration
+
+    data = api.data([(f"dev question {i}", "x") for i in range(2)], [("test question", "x")])
+    params = {"patch_size": 4, "rollouts_per_example": 2, "train_examples": 2, "rollout_score": "scorer"}
+    models = pool(tiny_pool_paths, other_tokenizer_model)
+    result, run = api.run("switch_generation", models, data, params, out="first", generation=GENERATION)
+    assert result.exit_code == 0, result.output
+    first = api.metrics(run)
+    assert first["generations"]["made"] >= 2 * 2 and len(first["training"]) == 1
+
+    decoded: list[int] = []
+    original = SwitchGeneration._decode
+
+    def counting(self, queries, *args, **kwargs):
+        decoded.append(len(queries))
+        return original(self, queries, *args, **kwargs)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the selector was trained again")
+
+    monkeypatch.setattr(SwitchGeneration, "_decode", counting)
+    monkeypatch.setattr("moco_core.training_run.run_trainer", no_training)
+    again, rerun = api.run("switch_generation", models, data, params, out="again", generation=GENERATION)
+    assert again.exit_code == 0, again.output
+    second = api.metrics(rerun)
+    assert decoded == [] and second["generations"]["made"] == 0
+    assert second["training"][0]["output"] == first["training"][0]["output"] == first["selector_trained"]
+
+
 def test_rollouts_can_be_scored_by_a_reward_model(api, tiny_pool_paths, other_tokenizer_model, tmp_path):
     pytest.importorskip("trl")
     from moco_core.plugins import get_registry

@@ -1,4 +1,5 @@
-"""Core's default training: a ``TrainingJob`` run with TRL (SFT, DPO, GRPO) and PEFT (LoRA).
+"""Core's default training: a ``TrainingJob`` run with TRL (SFT, DPO, GRPO) and PEFT (LoRA), or
+with the trainer of a kind a method registered (``training_data.register_training_kind``).
 
 Like merges, results are content-addressed: the folder is keyed by the job's recipe (the base's
 full identity, a hash of the rows, kind, adapter, hyperparameters, reward, seed, dtype and
@@ -27,7 +28,7 @@ from moco_core.errors import MocoError
 from moco_core.models import IDENTITY_FILE, adapter_base, is_adapter_folder, model_identity, resolve_model_path
 from moco_core.pool import resolve_dtype
 from moco_core.rewards import check_reward
-from moco_core.training_data import KINDS, check_rows, data_hash
+from moco_core.training_data import TrainingKind, check_rows, data_hash, training_kind
 from moco_core.types import TrainingJob
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ class Hyperparameters(BaseModel):
     num_generations: int = Field(default=4, ge=2)
     max_completion_length: int = Field(default=64, ge=1)
     temperature: float = Field(default=1.0, gt=0)
+    init_from: str | None = None
+    """A finished job's folder a kind starts from (co_llm's marginal likelihood: its defer-head job)."""
 
 
 def _version(package: str) -> str | None:
@@ -125,17 +128,23 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _check_init(hyper: Hyperparameters) -> None:
+    if hyper.init_from is not None and not (Path(hyper.init_from) / IDENTITY_FILE).is_file():
+        raise MocoError(f"training.hyperparameters.init_from: {hyper.init_from} is not a finished training folder")
+
+
 def check_job(job: TrainingJob) -> Hyperparameters:
     """Every check of a job that needs no weights; one ``MocoError`` line naming the field."""
-    if job.kind not in KINDS:
-        raise MocoError(f"training.kind: unknown job kind {job.kind!r} (expected {', '.join(KINDS)})")
-    if job.adapter not in ADAPTERS:
-        raise MocoError(f"training.adapter: unknown adapter {job.adapter!r} (expected {', '.join(ADAPTERS)})")
+    spec = training_kind(job.kind)
+    adapters = tuple(a for a in ADAPTERS if a in spec.adapters)
+    if job.adapter not in adapters:
+        raise MocoError(f"training.adapter: unknown adapter {job.adapter!r} (expected {', '.join(adapters)})")
     if job.dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise MocoError(f"training.dtype: unknown dtype {job.dtype!r} (expected auto, float32, bfloat16 or float16)")
     hyper = check_hyperparameters(job)
-    gold = check_reward(job.reward) if job.kind == "grpo" else None
-    if job.kind != "grpo" and job.reward is not None:
+    _check_init(hyper)
+    gold = check_reward(job.reward) if spec.reward else None
+    if not spec.reward and job.reward is not None:
         raise MocoError(f"training.reward: only grpo jobs take a reward, this is {job.kind}")
     check_rows(job.kind, job.data, gold)
     if not job.base_model:
@@ -159,11 +168,16 @@ def training_recipe(job: TrainingJob, hyper: Hyperparameters) -> dict[str, Any]:
         "data": data_hash(job.data),
         "rows": len(job.data),
         "adapter": job.adapter,
-        "hyperparameters": hyper.model_dump(),
+        "hyperparameters": hyper.model_dump(exclude={"init_from"}),
         "reward": job.reward,
         "seed": job.seed,
         "dtype": dtype,
     }
+    spec = training_kind(job.kind)
+    if spec.version is not None:
+        recipe["loss"] = spec.version
+    if hyper.init_from is not None:
+        recipe["init_from"] = json.loads((Path(hyper.init_from) / IDENTITY_FILE).read_text(encoding="utf-8"))
     return json.loads(json.dumps(recipe))
 
 
@@ -211,8 +225,8 @@ def _clear_stale_partials(target: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _require_libraries() -> None:
-    missing = [p for p in ("trl", "peft") if _version(p) is None]
+def _require_libraries(spec: TrainingKind) -> None:
+    missing = [p for p in spec.requires if _version(p) is None]
     if missing:
         raise MocoError(f"training needs {' and '.join(missing)}: {INSTALL_HINT}")
 
@@ -230,7 +244,7 @@ def train(job: TrainingJob) -> str:
     if _complete(target, recipe):
         log.info("reusing trained %s", target)
         return str(target)
-    _require_libraries()
+    _require_libraries(training_kind(job.kind))
     base = resolve_model_path(job.base_model)
     _prepare_target(target, base)
     target.parent.mkdir(parents=True, exist_ok=True)

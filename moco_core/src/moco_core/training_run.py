@@ -5,18 +5,20 @@ Kept apart from ``training.py`` so checking and reusing a job imports none of th
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from moco_core.cache import cache_key, default_cache_dir
 from moco_core.models import IDENTITY_FILE, adapter_base, is_adapter_folder, model_identity, resolve_model_path
 from moco_core.rewards import reward_function
-from moco_core.training_data import ROW_COLUMN, RowShaper, completion_text
+from moco_core.training_data import ROW_COLUMN, RowShaper, completion_text, training_kind
 from moco_core.types import TrainingJob
 
 ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -98,39 +100,80 @@ def _trl_reward(job: TrainingJob) -> Any:
     return reward
 
 
-def _trainer(job: TrainingJob, hyper: Any, model: Any, tokenizer: Any, dataset: Any, common: dict[str, Any]) -> Any:
-    peft_config = _lora_config(model, hyper) if job.adapter == "lora" else None
-    if job.kind == "sft":
-        from trl import SFTConfig, SFTTrainer
+@dataclass
+class TrainerInputs:
+    """What a kind's trainer function gets: build a ``transformers.Trainer`` (subclass) from these.
 
-        args = SFTConfig(**common, max_length=hyper.max_length, completion_only_loss=True)
-        return SFTTrainer(
-            model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
-        )
-    if job.kind == "dpo":
-        from trl import DPOConfig, DPOTrainer
+    ``args`` are ``TrainingArguments`` keywords the engine fixed (output dir, epochs, steps, lr,
+    batch size, seed, precision, logging every step, no checkpoints); pass them on unchanged.
+    ``peft_config`` is the LoRA config for ``adapter: lora`` jobs (None for full).
+    ``init_from`` is ``hyperparameters.init_from``: a finished job's folder to start from.
+    """
 
-        args = DPOConfig(**common, max_length=hyper.max_length, beta=hyper.beta)
-        return DPOTrainer(
-            model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
-        )
+    job: TrainingJob
+    hyper: Any
+    model: Any
+    tokenizer: Any
+    dataset: Any
+    args: dict[str, Any]
+    peft_config: Any
+    init_from: str | None
+
+
+def sft_trainer(inputs: TrainerInputs) -> Any:
+    from trl import SFTConfig, SFTTrainer
+
+    args = SFTConfig(**inputs.args, max_length=inputs.hyper.max_length, completion_only_loss=True)
+    return SFTTrainer(
+        model=inputs.model,
+        args=args,
+        train_dataset=inputs.dataset,
+        processing_class=inputs.tokenizer,
+        peft_config=inputs.peft_config,
+    )
+
+
+def dpo_trainer(inputs: TrainerInputs) -> Any:
+    from trl import DPOConfig, DPOTrainer
+
+    args = DPOConfig(**inputs.args, max_length=inputs.hyper.max_length, beta=inputs.hyper.beta)
+    return DPOTrainer(
+        model=inputs.model,
+        args=args,
+        train_dataset=inputs.dataset,
+        processing_class=inputs.tokenizer,
+        peft_config=inputs.peft_config,
+    )
+
+
+def grpo_trainer(inputs: TrainerInputs) -> Any:
     from trl import GRPOConfig, GRPOTrainer
 
+    hyper = inputs.hyper
     args = GRPOConfig(
-        **common,
+        **inputs.args,
         beta=hyper.beta,
         num_generations=hyper.num_generations,
         max_completion_length=hyper.max_completion_length,
         temperature=hyper.temperature,
     )
     return GRPOTrainer(
-        model=model,
-        reward_funcs=[_trl_reward(job)],
+        model=inputs.model,
+        reward_funcs=[_trl_reward(inputs.job)],
         args=args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=peft_config,
+        train_dataset=inputs.dataset,
+        processing_class=inputs.tokenizer,
+        peft_config=inputs.peft_config,
     )
+
+
+def _trainer(job: TrainingJob, hyper: Any, model: Any, tokenizer: Any, dataset: Any, common: dict[str, Any]) -> Any:
+    """The kind's trainer, built by the function its ``TrainingKind`` names."""
+    spec = training_kind(job.kind)
+    module, _, name = spec.trainer.partition(":")
+    build = getattr(importlib.import_module(module), name)
+    peft_config = _lora_config(model, hyper) if job.adapter == "lora" else None
+    return build(TrainerInputs(job, hyper, model, tokenizer, dataset, common, peft_config, hyper.init_from))
 
 
 def run_trainer(job: TrainingJob, hyper: Any, recipe: dict[str, Any], base: str, out: Path) -> dict[str, Any]:
@@ -187,7 +230,10 @@ def run_trainer(job: TrainingJob, hyper: Any, recipe: dict[str, Any], base: str,
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
-    trainer.model.save_pretrained(out)
+    if hasattr(trainer, "save_result"):
+        trainer.save_result(out)
+    else:
+        trainer.model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     shutil.rmtree(out / "trainer", ignore_errors=True)
     return summarise(job, logger.rows, trainer.state.global_step, seconds, device)

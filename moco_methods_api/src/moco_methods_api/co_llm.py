@@ -1,28 +1,38 @@
 """co_llm: a generator that learns when to defer single tokens to an assistant (one tokenizer).
 
 A ``<|defer|>`` output vector on the generator gives p(defer) = sigmoid(h·w + b) from its last
-hidden state at every step (trained in ``defer_head``).  Both models decode one token stream
-with the joint decoder, each with its own KV cache; where p(defer) exceeds the threshold the
-assistant's token is taken (``strategy: defer``), or the two distributions are mixed by p
-(``compose``).  ``threshold_warmup`` raises the threshold over the first 15 steps, easing from 1.
+hidden state at every step (trained through moco's training engine, see ``co_llm_training``).
+Both models decode one token stream with the joint decoder, each with its own KV cache; where
+p(defer) exceeds the threshold the assistant's token is taken (``strategy: defer``), or the two
+distributions are mixed by p (``compose``).  ``threshold_warmup`` raises the threshold over the
+first 15 steps, easing from 1.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 
 from moco_core.backends.hf import row_seed
 from moco_core.config import ModelConfig
 from moco_core.engines.decoding import DecodeStep, load_joint_decoder
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
-from moco_core.types import Example, Prediction
+from moco_core.types import Example, Prediction, TrainingJob
 from moco_core.validation import RunPlan
-from moco_methods_api.defer_head import HEAD_FILE, train_co_llm
+from moco_methods_api.co_llm_training import (
+    HEAD_FILE,
+    HEAD_KIND,
+    HEAD_LR,
+    HEAD_STEPS,
+    MARGINAL_KIND,
+    training_rows,
+)
 from moco_methods_api.token_level import cached_decode, token_predictions
 from moco_methods_api.usage import UsageTally
 
@@ -105,27 +115,38 @@ class CoLLM(Method):
         return data.dev + data.test
 
     def prepare(self) -> None:
-        pool = self.ctx.pool
+        pool, settings = self.ctx.pool, self.ctx.settings
         generator = self.names[0]
         examples = self._training_examples()
-        folder = train_co_llm(
+        rows = training_rows(
+            pool,
+            self.names,
             lambda: (pool.load(generator).handle, pool.load(self.names[1]).handle),
-            pool.resolved_path(generator),
-            [pool.identity(n) for n in self.names],
             [e.prompt for e in examples],
             [gold_continuation(e) for e in examples],
-            self.params.epochs if self.params.finetune else None,
-            self.params.lr,
-            self.ctx.settings.seed,
         )
-        head = torch.load(folder / HEAD_FILE)
-        self.w, self.b = head["w"], head["b"]
+        base = pool.resolved_path(generator)
+        head_job = TrainingJob(
+            kind=HEAD_KIND,
+            base_model=base,
+            data=rows,
+            adapter="full",
+            hyperparameters={"max_steps": HEAD_STEPS, "lr": HEAD_LR},
+            seed=settings.seed,
+        )
+        folder = self.ctx.train(head_job)
         self.members = list(self.names)
         if self.params.finetune:
+            hyper = {"epochs": self.params.epochs, "lr": self.params.lr, "init_from": folder}
+            job = TrainingJob(MARGINAL_KIND, base, rows, adapter="full", hyperparameters=hyper, seed=settings.seed)
+            folder = self.ctx.train(job)
             config = pool.config(generator)
-            pool.add(ModelConfig(name=TRAINED, path=str(folder), system_prompt=config.system_prompt))
+            pool.add(ModelConfig(name=TRAINED, path=folder, system_prompt=config.system_prompt))
             self.members[0] = TRAINED
-        self.ctx.metrics["defer_head"] = {"folder": str(folder), "positive_labels": head["positives"]}
+        head = load_file(str(Path(folder) / HEAD_FILE))
+        self.w, self.b = head["w"], head["b"]
+        positives = sum(sum(row["defer_labels"]) for row in rows)
+        self.ctx.metrics["defer_head"] = {"folder": folder, "positive_labels": positives}
 
     def predict(self, examples: list[Example]) -> list[Prediction]:
         pool, settings, params = self.ctx.pool, self.ctx.settings, self.params

@@ -6,9 +6,10 @@ until one starts a new word).  With probability ``decision_proportion`` (a draw 
 own seeded stream) the mentor proposes its next word from the same text: the same word is
 taken; a different one makes each model write a ``patch_size``-token candidate, and a judge
 picks one: in mode ``free`` the generator chooses between "(A)" its own and "(B)" the mentor's
-continuation (an unparseable verdict keeps its own); in mode ``mlp`` a classifier on the
-generator's last hidden state (a TorchScript module, ``mlp_path``) keeps the generator's
-candidate when sigmoid(score) > ``mlp_threshold``.  A row stops at the writer's EOS.  Both models read
+continuation (an unparseable verdict keeps its own); in mode ``mlp`` a classifier (``mlp_path``:
+a published MentorCollab MLP or a TorchScript module, see ``mentor_mlp``) on the generator's last
+hidden state at the decision point keeps the generator's candidate when its score >
+``mlp_threshold``.  A row stops at the writer's EOS.  Both models read
 the shared text through the text exchange engine, so lookahead candidates that lose cost no
 recomputation of the prefix.
 """
@@ -26,7 +27,9 @@ from moco_core.backends.hf import row_seed
 from moco_core.engines.text_exchange import Choice, ExchangeView, load_text_exchange
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
+from moco_core.models import adapter_base
 from moco_core.types import Example, GenerationSettings, Prediction
+from moco_methods_api.mentor_mlp import decision_text, load_classifier
 from moco_methods_api.token_level import cached_decode, exchange_result, token_predictions
 from moco_methods_api.usage import UsageTally
 
@@ -106,8 +109,10 @@ class MentorPolicy:
     def _judge(self, view: ExchangeView, rows: list[int], own: dict, mentor: dict) -> dict[int, bool]:
         """Per row: True when the judge prefers the mentor's candidate."""
         if self.classifier is not None:
-            hidden = view.hidden(GENERATOR, rows)
-            scores = torch.sigmoid(self.classifier(hidden).reshape(-1).float()).tolist()
+            texts = [decision_text(view.text(p), own[p][0], mentor[p][0]) for p in rows]
+            hidden = view.hidden(GENERATOR, rows, texts)
+            with torch.no_grad():
+                scores = torch.sigmoid(self.classifier(hidden.float().cpu()).reshape(-1).float()).tolist()
             return {p: score <= self.threshold for p, score in zip(rows, scores, strict=True)}
         prompts = [
             judge_prompt(self.queries[view.prompt_index(p)], view.text(p), own[p][0], mentor[p][0]) for p in rows
@@ -146,6 +151,21 @@ class MentorPolicy:
         self.log.setdefault(view.prompt_index(position), []).append(event)
 
 
+def hidden_size(ctx: MethodContext, name: str) -> int:
+    """The width of ``name``'s hidden states, from its config (nothing is loaded)."""
+    from transformers import AutoConfig
+
+    path = ctx.pool.resolved_path(name)
+    try:
+        config = AutoConfig.from_pretrained(adapter_base(path) or path)
+    except (OSError, ValueError) as exc:
+        raise MocoError(f"models: cannot read {name}'s config for mode mlp ({str(exc).splitlines()[0]})") from None
+    size = getattr(config, "hidden_size", None) or getattr(getattr(config, "text_config", None), "hidden_size", None)
+    if not isinstance(size, int):
+        raise MocoError(f"models: {name}'s config names no hidden_size, which mode mlp needs")
+    return size
+
+
 class MentorCollab(Method):
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
@@ -154,14 +174,9 @@ class MentorCollab(Method):
         self.classifier: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.mlp_digest: str | None = None
         if self.params.mode == "mlp":
-            path = Path(self.params.mlp_path).expanduser()
-            if not path.is_file():
-                raise MocoError(f"params.mlp_path: {path} is not a file")
-            self.mlp_digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            try:
-                self.classifier = torch.jit.load(str(path), map_location="cpu").eval()
-            except RuntimeError as exc:
-                raise MocoError(f"params.mlp_path: not a TorchScript module ({str(exc).splitlines()[0]})") from None
+            generator = self.names[0]
+            self.classifier = load_classifier(self.params.mlp_path, hidden_size(ctx, generator), generator)
+            self.mlp_digest = hashlib.sha256(Path(self.params.mlp_path).expanduser().read_bytes()).hexdigest()
 
     def predict(self, examples: list[Example]) -> list[Prediction]:
         pool, settings, params = self.ctx.pool, self.ctx.settings, self.params

@@ -78,9 +78,15 @@ class MentorCollabParams(BaseModel):
         default="free", description="judge: the generator chooses (A)/(B), or a classifier on its hidden state"
     )
     mlp_path: str | None = Field(
-        default=None, description="TorchScript classifier: hidden states (n, d) -> one logit each (mode mlp)"
+        default=None,
+        description=(
+            "mode mlp: a published MentorCollab MLP state dict (.pth/.safetensors) or a TorchScript module "
+            "mapping hidden states (n, d) to one logit each"
+        ),
     )
-    mlp_threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="keep the generator's when sigmoid > this")
+    mlp_threshold: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="keep the generator's candidate when the score (sigmoid) > this"
+    )
 
     @model_validator(mode="after")
     def _mlp_needs_path(self) -> MentorCollabParams:

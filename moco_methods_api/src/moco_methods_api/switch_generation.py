@@ -8,11 +8,14 @@ Selector training on dev (skipped when ``selector_model`` is given): per example
 random patches by random members, then ``rollouts_per_example`` random continuations of it; a
 member's utility is the mean score of the rollouts whose first continuation patch it wrote
 (reward model, or the dataset's scorer with ``rollout_score: scorer``); the selector is
-LoRA-SFT'ed through the training hook to name the best member (ties: lower index).
+LoRA-SFT'ed through the training hook to name the best member (ties: lower index).  Prefixes and
+rollouts go through the generation cache and the job is found by its recipe, so a rerun with the
+same parameters neither decodes nor trains.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -152,33 +155,70 @@ class SwitchGeneration(Method):
             raise MocoError("params.rollout_score: no reward-model scorer is installed (moco-evals)")
         return list(scores)
 
+    def _scheduled(
+        self,
+        stage: str,
+        examples: Sequence[Example],
+        plans: Sequence[list[int]],
+        settings: GenerationSettings,
+        starts: Sequence[str] | None = None,
+        samples: Sequence[int] | None = None,
+    ) -> list[dict]:
+        """Rows whose writers follow fixed per-patch ``plans``, through the generation cache.
+
+        Each row is keyed by its prompt, plan, start text and sample, so a rerun with the same
+        parameters reads every prefix and rollout back instead of decoding it again.
+        """
+        patch = self.params.patch_size
+        texts = list(starts) if starts is not None else [""] * len(examples)
+        draws = list(samples) if samples is not None else [0] * len(examples)
+        keys = [
+            json.dumps({"prompt": e.prompt, "plan": plan, "start": start, "sample": sample}, sort_keys=True)
+            for e, plan, start, sample in zip(examples, plans, texts, draws, strict=True)
+        ]
+        row_of = {key: i for i, key in enumerate(keys)}
+
+        def decode(part: list[str]) -> list[dict]:
+            rows = [row_of[k] for k in part]
+            chunk = [plans[i] for i in rows]
+
+            def policy() -> SwitchPolicy:
+                return SwitchPolicy(
+                    patch, lambda due, view: [chunk[view.prompt_index(p)][view.generated(p) // patch] for p in due]
+                )
+
+            return self._decode(
+                [examples[i] for i in rows],
+                policy,
+                settings,
+                [texts[i] for i in rows] if starts is not None else None,
+                [draws[i] for i in rows],
+            )
+
+        params = {"stage": stage, "patch_size": patch, "max_new_tokens": settings.max_new_tokens}
+        return cached_decode(self.ctx, "switch_generation/training", self.names, params, keys, decode)
+
     def _training_rows(self) -> list[dict]:
         count, patch = len(self.names), self.params.patch_size
         rng = random.Random(self.ctx.settings.seed)
         examples = self.ctx.dataset.dev[: self.params.train_examples]
         schedules = [[rng.randrange(count) for _ in range(rng.randint(0, PREFIX_PATCHES))] for _ in examples]
-
-        def scheduled(plan: list[list[int]]) -> Callable[[], SwitchPolicy]:
-            return lambda: SwitchPolicy(
-                patch, lambda rows, view: [plan[view.prompt_index(p)][view.generated(p) // patch] for p in rows]
-            )
-
         prefix_texts = [""] * len(examples)
         for length in range(1, PREFIX_PATCHES + 1):
             group = [i for i, schedule in enumerate(schedules) if len(schedule) == length]
             if group:
                 settings = replace(self.ctx.settings, max_new_tokens=length * patch)
-                plan = [schedules[i] for i in group]
-                made = self._decode([examples[i] for i in group], scheduled(plan), settings)
+                made = self._scheduled("prefix", [examples[i] for i in group], [schedules[i] for i in group], settings)
                 for i, result in zip(group, made, strict=True):
                     prefix_texts[i] = result["text"]
         n = self.params.rollouts_per_example
         rows = [(i, k) for i in range(len(examples)) for k in range(n)]
         steps = self.ctx.settings.max_new_tokens // patch + 1
         plans = [[rng.randrange(count) for _ in range(steps)] for _ in rows]
-        rollouts = self._decode(
+        rollouts = self._scheduled(
+            "rollout",
             [examples[i] for i, _ in rows],
-            scheduled(plans),
+            plans,
             self.ctx.settings,
             starts=[prefix_texts[i] for i, _ in rows],
             samples=[k + 1 for _, k in rows],
