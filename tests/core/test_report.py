@@ -11,9 +11,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from moco_core.cli import app
+from moco_core.report import build_report
 from moco_core.report.collect import collect_cells
 from moco_core.report.controls import compute_matched
 from moco_core.report.emergence import emergence, pool_diversity
+from moco_core.report.plots import cost_views
 from moco_core.report.tables import render_latex, render_markdown, results_table
 from moco_core.testing import (
     scripted_plugins,
@@ -24,7 +26,9 @@ pytest.importorskip("matplotlib")
 cli = CliRunner()
 
 
-def write_cell(root, pool, method, dataset, domain, scores, models, model_scores=None, generations=8, key=None):
+def write_cell(
+    root, pool, method, dataset, domain, scores, models, model_scores=None, generations=8, key=None, compute=None
+):
     directory = root / "cells" / f"{pool}--{method}--{dataset}--s0"
     directory.mkdir(parents=True)
     lines = []
@@ -43,6 +47,8 @@ def write_cell(root, pool, method, dataset, domain, scores, models, model_scores
         "wall_time_s": 1.5,
         "pool": [{"name": m, "path": m} for m in models],
     }
+    if compute is not None:
+        metrics["compute"] = compute
     (directory / "metrics.json").write_text(json.dumps(metrics))
     info = {"cell": directory.name, "method": method, "method_key": key or method, "dataset": dataset, "pool": pool}
     (directory / "cell.json").write_text(json.dumps({**info, "seed": 0, "models": models}))
@@ -106,6 +112,79 @@ def test_emergence_controls_and_diversity(handmade):
     diversity = pool_diversity(cells)
     assert diversity["p2"] == pytest.approx((0.5 + 0.0) / 2)
     assert diversity["p3"] == pytest.approx((2 / 4 + 1 / 4 + 1 / 4) / 3)
+
+
+def counters(new, cached, passes):
+    """A run's ``compute`` block: ``new`` and ``cached`` generated tokens, ``passes`` forward passes of model a."""
+    return {
+        "generated_tokens": {"a": new},
+        "cached_tokens": {"a": cached},
+        "forward_passes": {"a": passes},
+        "total_tokens": new,
+        "total_cached_tokens": cached,
+        "complete": True,
+    }
+
+
+def test_controls_match_tokens_and_the_cost_view_shows_forward_passes(tmp_path):
+    pair, scores = ["a", "b"], [1, 1, 0, 0]
+    write_cell(
+        tmp_path,
+        "p",
+        "mv",
+        "d",
+        "math",
+        [1, 1, 1, 0],
+        pair,
+        generations=8,
+        key="majority_vote",
+        compute=counters(60, 40, 30),
+    )
+    # By generations per item sc-few (2.5) would be the match; by tokens per item only sc-long reaches 25.
+    write_cell(
+        tmp_path,
+        "p",
+        "sc-few",
+        "d",
+        "math",
+        scores,
+        pair,
+        generations=10,
+        key="self_consistency",
+        compute=counters(40, 0, 20),
+    )
+    write_cell(
+        tmp_path,
+        "p",
+        "sc-long",
+        "d",
+        "math",
+        scores,
+        pair,
+        generations=4,
+        key="self_consistency",
+        compute=counters(0, 120, 0),
+    )
+    write_cell(tmp_path, "p", "old", "d", "math", scores, pair, generations=4, key="debate")
+    cells = collect_cells(tmp_path)
+    rows = {r.method: r for r in compute_matched(cells)}
+    assert (rows["mv"].budget, rows["mv"].unit) == (25.0, "tokens")
+    assert (rows["mv"].control, rows["mv"].control_budget, rows["mv"].gain) == ("sc-long", 30.0, 0.25)
+    assert (rows["old"].unit, rows["old"].budget) == ("generations", 1.0), "a run without counters falls back"
+    views = dict(cost_views(cells))
+    assert views["forward passes per test item (this run)"] == {
+        ("p", "mv"): 7.5,
+        ("p", "sc-few"): 5.0,
+        ("p", "sc-long"): 0.0,
+    }
+    assert views["generated tokens per test item"][("p", "sc-long")] == 30.0
+    assert ("p", "old") in views["generations per test item"] and ("p", "old") not in views[
+        "generated tokens per test item"
+    ]
+    assert build_report(tmp_path).files
+    cost = (tmp_path / "report" / "cost.csv").read_text().splitlines()
+    assert cost[0] == "pool,dataset,method,score,tokens/item,forward passes/item,gens/item,wall time (s)"
+    assert "p,d,mv,0.7500,25.0,7.50,2.00,1.5" in cost and "p,d,old,0.5000,,,1.00,1.5" in cost
 
 
 def test_report_command_writes_tables_figures_and_one_self_contained_page(handmade):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import re
 import sys
 
@@ -11,6 +13,9 @@ import yaml
 from typer.testing import CliRunner
 
 from moco_core.cli import app
+from moco_core.hookspecs import hookimpl
+from moco_core.registry import BackendSpec
+from moco_core.runner import run
 from moco_core.sweep import expand, load_sweep
 from moco_core.testing import (
     ScriptedBackend,
@@ -177,6 +182,12 @@ def test_a_partial_cell_resumes(scripted, tmp_path):
         ({"methods": ["majority_vote", "majority_vote"]}, "'majority_vote' appears twice"),
         ({"executor": "slurm"}, "executor"),
         ({"pools": [{"name": "p", "models": [model("a", "always-A")]}], "methods": ["prompt_routing"]}, "models:"),
+        ({"controls": "budget_matched"}, "controls.kind"),
+        ({"controls": {"kind": "compute_matched", "max_samples": 0}}, "controls.max_samples"),
+        (
+            {"controls": "compute_matched", "methods": [{"method": "majority_vote", "label": "control-sc-2"}]},
+            "'control-sc-2'",
+        ),
     ],
 )
 def test_bad_sweep_is_one_line_before_any_cell_runs(scripted, tmp_path, change, message):
@@ -325,3 +336,96 @@ def test_shared_pool_is_reused_clean_and_rebuilt_when_a_cell_changed_it(scripted
     pools.release(fifth, good, ok=True)
     assert take(bad) is not fifth and pools.built == 5, "another pool config builds its own pool"
     pools.close()
+
+
+class CountingBackend(ScriptedBackend):
+    """The scripted backend reporting one generated token per word of each answer."""
+
+    def generate(self, handle, requests, settings, batch_size):
+        found = super().generate(handle, requests, settings, batch_size)
+        for generation in found:
+            generation.tokens = len(generation.text.split())
+        return found
+
+
+class CountingBackendPlugin:
+    @hookimpl
+    def moco_register_backends(self, register):
+        implementation = f"{__name__}:CountingBackend"
+        register(BackendSpec(key="counting", implementation=implementation, summary="test", local_paths=False))
+
+
+def counted(name, path):
+    return {"name": name, "path": path, "backend": "counting"}
+
+
+def test_compute_matched_controls_run_at_each_methods_token_budget_and_resume(scripted, tmp_path):
+    with registered_plugin(CountingBackendPlugin(), "counting"):
+        data = letters(tmp_path / "one.json", n_test=4, n_dev=3)
+        pool = {
+            "name": "good",
+            "models": [counted("a", "always-A"), counted("b", "always-B"), counted("a2", "always-A2")],
+        }
+        methods = ["majority_vote", {"method": "majority_vote", "label": "mv-dev", "params": {"tie_break": "dev"}}]
+        controls = {"kind": "compute_matched", "max_samples": 8}
+        sweep_file = write_sweep(tmp_path, [data], methods=methods, pools=[pool], controls=controls)
+        planned = cli.invoke(app, ["sweep", str(sweep_file), "--dry-run"])
+        assert planned.exit_code == 0, planned.output
+        assert "after    good--control-sc-N--one--s0" in planned.output and "1 control groups after" in planned.output
+
+        result = cli.invoke(app, ["sweep", str(sweep_file)])
+        assert result.exit_code == 0, result.output
+        # Each vote asks all three models every dev and test item ("A because", "B!", "A.": 2 + 1 + 1 tokens);
+        # the control's dev pass costs the same 3 x 4 tokens, then the dev-best "a" spends 2 a sample.
+        method_tokens = (3 + 4) * (2 + 1 + 1) / 4
+        dev_pass = 3 * (2 + 1 + 1) / 4
+        samples = math.floor((method_tokens - dev_pass) / 2 + 0.5)
+        name = f"good--control-sc-{samples}--one--s0"
+        assert states(result.output) == {
+            "good--majority_vote--one--s0": "done",
+            "good--mv-dev--one--s0": "done",
+            name: "done",
+        }
+        cell = tmp_path / "sweep" / "cells" / name
+        assert yaml.safe_load((cell / "config.yaml").read_text())["params"] == {"samples": samples}
+        assert json.loads((cell / "cell.json").read_text())["control_for"] == ["majority_vote", "mv-dev"]
+        assert json.loads((cell / "metrics.json").read_text())["model"] == "a"
+
+        ScriptedBackend.calls.clear()
+        again = cli.invoke(app, ["sweep", str(sweep_file)])
+        assert again.exit_code == 0 and "ran 0" in again.output and "3 done" in again.output
+        assert ScriptedBackend.calls == []
+        listing = cli.invoke(app, ["sweep", str(sweep_file), "--dry-run"])
+        assert states(listing.output)[name] == "done" and "after" not in listing.output
+
+        report = cli.invoke(app, ["report", str(tmp_path / "sweep")])
+        assert report.exit_code == 0, report.output
+        rows = list(csv.DictReader((tmp_path / "sweep" / "report" / "controls.csv").open()))
+        row = next(r for r in rows if r["method"] == "majority_vote")
+        control_tokens = dev_pass + samples * 2
+        assert row["control"] == f"control-sc-{samples}" and float(row["tokens/item"]) == method_tokens
+        assert float(row["control tokens/item"]) == control_tokens
+        assert float(row["gain"]) == float(row["score"]) - float(row["control score"])
+
+
+def test_a_control_with_one_sample_measures_the_best_models_tokens_when_no_method_did(scripted, tmp_path):
+    with registered_plugin(CountingBackendPlugin(), "counting"):
+        data = letters(tmp_path / "one.json", n_test=4, n_dev=3)
+        pool = {"name": "p", "models": [counted("a", "always-A"), counted("b", "always-B")]}
+        sweep_file = write_sweep(tmp_path, [data], methods=["majority_vote"], pools=[pool], controls="compute_matched")
+        method = tmp_path / "sweep" / "cells" / "p--majority_vote--one--s0"
+        cell = next(c for c in expand(load_sweep(sweep_file), tmp_path / "sweep") if c.name == method.name)
+        run(cell.config)
+        metrics = json.loads((method / "metrics.json").read_text())
+        del metrics["dev_best_single"]  # as a method that never ranks the models on dev
+        (method / "metrics.json").write_text(json.dumps(metrics))
+
+        result = cli.invoke(app, ["sweep", str(sweep_file)])
+        assert result.exit_code == 0, result.output
+        # The probe samples once from the dev-best "a" ("A because": 2 tokens) after its dev pass
+        # (3 items x (2 + 1) tokens); the vote spends (3 dev + 4 test) x (2 + 1) tokens over 4 items.
+        samples = math.floor(((3 + 4) * (2 + 1) / 4 - 3 * (2 + 1) / 4) / 2 + 0.5)
+        ran = list(states(result.output))
+        assert ran == ["p--control-sc-1--one--s0", f"p--control-sc-{samples}--one--s0"], "the probe runs first"
+        again = cli.invoke(app, ["sweep", str(sweep_file)])
+        assert "ran 0" in again.output and "3 done" in again.output

@@ -54,11 +54,14 @@ def register(app: typer.Typer) -> None:
         if dry_run:
             for cell, status in outcome.cells:
                 typer.echo(_status_line(cell, status))
+            for line in outcome.after:
+                typer.echo(line)
         counts = ", ".join(
             f"{outcome.count(s)} {s}" for s in ("done", "failed", "partial", "pending", "changed") if outcome.count(s)
         )
         ran = "" if dry_run else f"ran {len(outcome.ran)}; "
-        typer.echo(f"sweep {outcome.directory}: {len(outcome.cells)} cells; {ran}{counts}")
+        after = f"; {len(outcome.after)} control groups after their methods" if outcome.after else ""
+        typer.echo(f"sweep {outcome.directory}: {len(outcome.cells)} cells; {ran}{counts}{after}")
         if not dry_run and outcome.count("failed"):
             typer.echo("failed cells keep their error in error.json; rerun them with --retry-failed", err=True)
             raise typer.Exit(1)

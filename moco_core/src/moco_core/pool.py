@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from moco_core.cache import GenerationCache, cache_key
+from moco_core.compute import ComputeCounter
 from moco_core.config import HardwareConfig, ModelConfig
 from moco_core.errors import MocoError
 from moco_core.models import adapter_base, model_identity, resolve_model_path
@@ -76,7 +77,11 @@ def resolve_dtype(dtype: str, device: str) -> str:
 
 
 class ModelPool:
-    """The models of a run, addressed by name; generation goes through the cache and hooks."""
+    """The models of a run, addressed by name; generation goes through the cache and hooks.
+
+    ``compute`` counts every member's generated tokens (new and cached apart) and, through the
+    meter a backend attaches to a loaded model, its forward passes (:mod:`moco_core.compute`).
+    """
 
     def __init__(
         self,
@@ -91,6 +96,7 @@ class ModelPool:
         self.batch_size = batch_size
         self.cache = cache or GenerationCache(enabled=False)
         self.stats = GenerationStats()
+        self.compute = ComputeCounter()
         self._members: dict[str, _Member] = {m.name: _Member(m) for m in models}
         self._backend_specs = backends or {}
         self._backends: dict[str, Any] = {}
@@ -136,6 +142,10 @@ class ModelPool:
     def remove(self, name: str) -> None:
         if name in self._members and self._members[name].swap is not None:
             self._evict(self._resident_key(name))
+        for loaded in self._resident.values():
+            meter = getattr(loaded.handle, "meter", None)
+            if meter is not None:
+                meter.unbind(name)
         member = self._members.pop(name, None)
         if member is not None and member.resolved_path is not None:
             self._adapters.pop((member.config.backend, member.resolved_path), None)
@@ -231,8 +241,13 @@ class ModelPool:
         """
         base = self.base_path(name)
         if base is not None:
-            return self._load_adapter(name, base)
-        return self._load_resident(name, self._resident_key(name), self.resolved_path(name))
+            loaded = self._load_adapter(name, base)
+        else:
+            loaded = self._load_resident(name, self._resident_key(name), self.resolved_path(name))
+        meter = getattr(loaded.handle, "meter", None)
+        if meter is not None:  # the backend counts forward calls: name them after this member
+            meter.bind(self.compute, name, getattr(loaded.handle, "adapter", None))
+        return loaded
 
     def _load_adapter(self, name: str, base: str) -> LoadedModel:
         member = self._member(name)
@@ -352,9 +367,13 @@ class ModelPool:
             bar = generation_progress(name, len(unique_missing), chunk)
             for start in range(0, len(unique_missing), chunk):
                 rows = unique_missing[start : start + chunk]
-                fresh = self._hook.moco_generate(model=loaded, requests=[requests[i] for i in rows], settings=settings)
+                with self.compute.serving(name):
+                    fresh = self._hook.moco_generate(
+                        model=loaded, requests=[requests[i] for i in rows], settings=settings
+                    )
                 if fresh is None or len(fresh) != len(rows):
                     raise MocoError(f"backend {member.config.backend!r} returned no generations for {name}")
+                self.compute.generated(name, fresh)
                 made = {keys[i]: g for i, g in zip(rows, fresh, strict=True)}
                 self.cache.put_many({k: g.to_json() for k, g in made.items()})
                 by_key.update(made)
@@ -363,6 +382,8 @@ class ModelPool:
             bar.close()
             results = [r if r is not None else by_key[k] for r, k in zip(results, keys, strict=True)]
         self.stats.cached += len(requests) - len(unique_missing)
+        fresh_rows = set(unique_missing)
+        self.compute.cached(name, [r for i, r in enumerate(results) if i not in fresh_rows and r is not None])
         return [r for r in results if r is not None]
 
     def samples(

@@ -249,7 +249,11 @@ def build_metrics(
         "normalize": plan.scorer.normalize,
         "pool": [{"name": m.name, "path": m.path} for m in plan.config.models],
         "score": summarize_scores(lines, plan.dataset.group_by is not None, plan.scorer.normalize),
+        "dev_items": len(plan.dataset.dev),
         "generations": {"made": pool.stats.made, "cached": pool.stats.cached},
+        "compute": pool.compute.to_metrics(
+            untracked_cached=max(0, pool.stats.cached - sum(pool.compute.cached_generations.values()))
+        ),
         "hardware": {"device": pool.device(), "dtype": pool.dtype()},
         "wall_time_s": round(wall, 3),
         "seed": plan.config.generation.seed,

@@ -67,20 +67,29 @@ class Generation:
     """A generated continuation, with per-token log-probabilities when they were requested.
 
     ``token_logprobs`` holds log p(chosen token) and ``top_logprobs`` log p(most likely token)
-    at each step, both under the unmodified (temperature 1) distribution.
+    at each step, both under the unmodified (temperature 1) distribution. ``tokens`` (generated
+    tokens, the stop token included) and ``prompt_tokens`` are the backend's counts, None where it
+    reports none; they travel with the cache entry, so a cached generation still says what it cost.
     """
 
     text: str
     token_logprobs: list[float] | None = None
     top_logprobs: list[float] | None = None
     cached: bool = False
+    tokens: int | None = None
+    prompt_tokens: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "text": self.text,
             "token_logprobs": self.token_logprobs,
             "top_logprobs": self.top_logprobs,
         }
+        if self.tokens is not None:
+            data["tokens"] = self.tokens
+        if self.prompt_tokens is not None:
+            data["prompt_tokens"] = self.prompt_tokens
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], cached: bool = False) -> Generation:
@@ -89,6 +98,8 @@ class Generation:
             token_logprobs=data.get("token_logprobs"),
             top_logprobs=data.get("top_logprobs"),
             cached=cached,
+            tokens=data.get("tokens"),
+            prompt_tokens=data.get("prompt_tokens"),
         )
 
 

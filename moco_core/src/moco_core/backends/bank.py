@@ -2,12 +2,14 @@
 
 Zero generation by construction: a request the bank cannot answer (another prompt, a second
 sample, a system prompt) is refused in one line naming the model, so a method that needs more
-than each model's one answer per query cannot silently run on a bank.
+than each model's one answer per query cannot silently run on a bank. A response's generated
+tokens are the count its bank entry stores (``completion_tokens``, ``tokens`` or ``output_tokens``);
+without one the model is listed as ``uncounted`` in the run's ``compute`` metrics.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +35,23 @@ class BankOptions(BaseModel):
         return value
 
 
+TOKEN_FIELDS = ("completion_tokens", "tokens", "output_tokens")
+"""Bank entry fields read as the response's generated tokens (LLMRouterBench calls it completion_tokens)."""
+
+
 @dataclass
 class BankModel:
     model: str
     responses: dict[str, str]
+    tokens: dict[str, int] = field(default_factory=dict)
+
+
+def _stored_tokens(entry: dict[str, Any]) -> int | None:
+    for key in TOKEN_FIELDS:
+        value = entry.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return int(value)
+    return None
 
 
 class BankBackend:
@@ -55,7 +70,12 @@ class BankBackend:
         if not responses:
             models = sorted({m for entries in items.values() for m in entries})
             raise MocoError(f"models.{path}: the bank {bank} has no model {path!r} (it has: {', '.join(models)})")
-        return BankModel(path, responses)
+        tokens = {}
+        for query, entries in items.items():
+            count = _stored_tokens(entries[path]) if path in entries else None
+            if count is not None:
+                tokens[query] = count
+        return BankModel(path, responses, tokens)
 
     def unload(self, handle: BankModel) -> None:
         return None
@@ -74,5 +94,5 @@ class BankBackend:
                     f"bank model {handle.model}: no response to a prompt the method wrote "
                     f"({request.prompt[:60]!r}...); this method needs generation beyond the bank"
                 )
-            generations.append(Generation(text=response.strip()))
+            generations.append(Generation(text=response.strip(), tokens=handle.tokens.get(request.prompt)))
         return generations

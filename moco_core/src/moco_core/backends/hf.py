@@ -26,6 +26,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from moco_core.compute import ForwardMeter
 from moco_core.types import Generation, GenerationRequest, GenerationSettings
 
 
@@ -36,7 +37,8 @@ class HFModel:
     Adapter members are views of their base's handle: ``model`` is the PEFT model shared by
     every adapter over that base and ``adapter`` names the one this view generates with.
     Adapter layers stay disabled outside a view's generation call, so the base's own handle
-    (``peft`` holds the wrapper, ``model`` the plain model) still computes the base.
+    (``peft`` holds the wrapper, ``model`` the plain model) still computes the base. ``meter``
+    counts the loaded model's forward calls (shared by the base and its adapter views).
     """
 
     model: Any
@@ -44,6 +46,7 @@ class HFModel:
     device: torch.device
     adapter: str | None = None
     peft: Any = None
+    meter: ForwardMeter | None = None
 
 
 @contextlib.contextmanager
@@ -54,10 +57,16 @@ def active_adapter(handle: HFModel) -> Iterator[None]:
         return
     handle.model.set_adapter(handle.adapter)
     handle.model.base_model.enable_adapter_layers()
+    meter = handle.meter
+    previous = meter.active_adapter if meter is not None else None
+    if meter is not None:
+        meter.active_adapter = handle.adapter
     try:
         yield
     finally:
         handle.model.base_model.disable_adapter_layers()
+        if meter is not None:
+            meter.active_adapter = previous
 
 
 def row_seed(seed: int, request: GenerationRequest) -> int:
@@ -177,7 +186,9 @@ class HFBackend:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)
             input_device = torch.device(device)
         model.eval()
-        return HFModel(model, tokenizer, input_device)
+        meter = ForwardMeter()
+        model.register_forward_pre_hook(meter.pre_hook, with_kwargs=True)
+        return HFModel(model, tokenizer, input_device, meter=meter)
 
     def load_adapter(self, handle: HFModel, path: str, name: str) -> HFModel:
         """A view of the loaded base ``handle`` that generates through the PEFT adapter at ``path``."""
@@ -189,7 +200,7 @@ class HFBackend:
             handle.peft.load_adapter(path, adapter_name=name)
         handle.peft.eval()
         handle.peft.base_model.disable_adapter_layers()
-        return HFModel(handle.peft, handle.tokenizer, handle.device, adapter=name)
+        return HFModel(handle.peft, handle.tokenizer, handle.device, adapter=name, meter=handle.meter)
 
     def unload(self, handle: HFModel) -> None:
         handle.model = None
@@ -210,6 +221,7 @@ class HFBackend:
             rows = order[start : start + batch_size]
             batch = self._generate_batch(handle, [requests[i] for i in rows], [texts[i] for i in rows], settings)
             for i, generation in zip(rows, batch, strict=True):
+                generation.prompt_tokens = lengths[i]
                 results[i] = generation
         return [r for r in results if r is not None]
 
@@ -242,7 +254,7 @@ class HFBackend:
             tokens = new_tokens[row].tolist()
             end = next((i for i, t in enumerate(tokens) if t in stop_ids), len(tokens))
             text = tokenizer.decode(tokens[:end], skip_special_tokens=True)
-            generation = Generation(text=text.strip())
+            generation = Generation(text=text.strip(), tokens=min(end + 1, len(tokens)))
             if request.logprobs and chosen_logprobs is not None and top_logprobs is not None:
                 generation.token_logprobs = chosen_logprobs[row, :end].tolist()
                 generation.top_logprobs = top_logprobs[row, :end].tolist()

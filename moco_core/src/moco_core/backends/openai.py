@@ -95,6 +95,15 @@ def _text_tokens(tokens: list[str] | None, text: str, finish_reason: str | None)
     return None
 
 
+def _usage(response: Any) -> tuple[int | None, int | None]:
+    """The server's (completion, prompt) token counts; None where it sends no ``usage``."""
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return None, None
+    completion, prompt = getattr(usage, "completion_tokens", None), getattr(usage, "prompt_tokens", None)
+    return (int(completion) if completion is not None else None, int(prompt) if prompt is not None else None)
+
+
 def _chosen_and_top(entries: list[Any]) -> tuple[list[float], list[float]]:
     """Per generated token: log p(chosen) and log p(most likely), from the chat API's logprobs."""
     chosen, top = [], []
@@ -164,6 +173,7 @@ class OpenAIBackend:
         choice = response.choices[0]
         content = choice.message.content or ""
         generation = Generation(text=content.strip())
+        generation.tokens, generation.prompt_tokens = _usage(response)
         if request.logprobs and choice.logprobs is not None and choice.logprobs.content:
             entries = choice.logprobs.content
             kept = _text_tokens([e.token for e in entries], content, choice.finish_reason)
@@ -178,6 +188,7 @@ class OpenAIBackend:
         )
         choice = response.choices[0]
         generation = Generation(text=(choice.text or "").strip())
+        generation.tokens, generation.prompt_tokens = _usage(response)
         if request.logprobs and choice.logprobs is not None and choice.logprobs.token_logprobs:
             kept = _text_tokens(choice.logprobs.tokens, choice.text or "", choice.finish_reason)
             generation.token_logprobs = [float(v) for v in choice.logprobs.token_logprobs[:kept]]

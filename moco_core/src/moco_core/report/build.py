@@ -8,6 +8,7 @@ from pathlib import Path
 
 from moco_core.report.collect import collect_cells
 from moco_core.report.controls import compute_matched
+from moco_core.report.cost import COST_HEADER, COST_NOTE, cost_rows
 from moco_core.report.emergence import emergence
 from moco_core.report.html import image_html, page, plain_table_html, results_html
 from moco_core.report.plots import cost_plot, scaling_plots
@@ -16,8 +17,8 @@ from moco_core.report.tables import csv_text, render_latex, render_markdown, ren
 
 LEGEND = "Bold: best method; italics/underline: second; ↑: above the pool's best single model."
 EMERGENCE_HEADER = ["pool", "method", "domain", "items no single model solved", "solved by the method", "share"]
-CONTROL_HEADER = ["pool", "dataset", "method", "score", "gens/item", "control", "control score", "control gens/item"]
-CONTROL_HEADER.append("gain")
+CONTROL_HEADER = ["pool", "dataset", "method", "score", "tokens/item", "control", "control score"]
+CONTROL_HEADER += ["control tokens/item", "gain"]
 ROUTING_HEADER = ["pool", "bank", "name", "kind", "quality", "cost/query", "gap to oracle", "above frontier"]
 
 
@@ -30,6 +31,11 @@ class ReportFiles:
 
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}"
+
+
+def _budget(value: float | None, unit: str) -> str:
+    """Tokens per item as a number; a run without token counts shows generations, marked as such."""
+    return "" if value is None else f"{value:.1f}" if unit == "tokens" else f"{value:.2f} gens"
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -74,10 +80,10 @@ def build_report(root: str | Path, out_dir: str | Path | None = None) -> ReportF
             r.dataset,
             r.method,
             _fmt(r.score),
-            _fmt(r.budget, 2),
+            _budget(r.budget, r.unit),
             r.control or "",
             _fmt(r.control_score),
-            _fmt(r.control_budget, 2),
+            _budget(r.control_budget, r.unit),
             _fmt(r.gain),
         ]
         for r in compute_matched(cells)
@@ -99,6 +105,10 @@ def build_report(root: str | Path, out_dir: str | Path | None = None) -> ReportF
         ]
         for p in points
     ]
+    costs = cost_rows(cells)
+    write("cost.md", _markdown_table(COST_HEADER, costs))
+    write("cost.csv", csv_text(COST_HEADER, costs))
+
     routing_note = "".join(f"\nsingle-model frontier AIQ, pool {p}, {d}: {v:.4f}" for (p, d), v in aiq.items())
     if routing:
         write("routing.md", _markdown_table(ROUTING_HEADER, routing) + "\n" + routing_note)
@@ -108,8 +118,8 @@ def build_report(root: str | Path, out_dir: str | Path | None = None) -> ReportF
     report.files += figures
     no_control = all(not row[5] for row in controls)
     control_note = (
-        '<p class="note">No self-consistency or best-of-N run in this sweep: add <code>self_consistency</code> '
-        "with <code>samples</code> near a method's generations per item to get its control.</p>"
+        '<p class="note">No self-consistency or best-of-N run in this sweep: add '
+        "<code>controls: compute_matched</code> to the sweep file to run one per method at its token budget.</p>"
         if no_control
         else ""
     )
@@ -119,6 +129,7 @@ def build_report(root: str | Path, out_dir: str | Path | None = None) -> ReportF
     sections += [
         ("Collaborative emergence", plain_table_html(EMERGENCE_HEADER, emerging) if emerging else "<p>none</p>"),
         ("Compute-matched controls", plain_table_html(CONTROL_HEADER, controls) + control_note),
+        ("Cost", plain_table_html(COST_HEADER, costs) + f'<p class="note">{escape(COST_NOTE)}</p>'),
         *([("Routing on response banks", routing_html)] if routing else []),
         ("Figures", "".join(image_html(p) for p in figures if p.suffix == ".png") or "<p>none</p>"),
     ]

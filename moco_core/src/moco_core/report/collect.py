@@ -17,6 +17,7 @@ from moco_core.errors import MocoError
 from moco_core.runner import METRICS, PREDICTIONS, read_predictions
 
 CELL_INFO = "cell.json"
+CONTROL_FOR = "control_for"
 SINGLE = "single_model"
 
 
@@ -33,6 +34,8 @@ class CellResult:
     seed: int
     models: list[str]
     metrics: dict[str, Any]
+    control_for: list[str] = field(default_factory=list)
+    """Methods this cell is the sweep's compute-matched control of (``controls: compute_matched``)."""
     _lines: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
@@ -54,11 +57,37 @@ class CellResult:
         return int(made.get("made", 0)) + int(made.get("cached", 0))
 
     @property
+    def compute(self) -> dict[str, Any]:
+        found = self.metrics.get("compute")
+        return found if isinstance(found, dict) else {}
+
+    @property
     def tokens(self) -> int | None:
-        """Generated tokens where the method counted them (``usage.tokens``), else None."""
+        """Generated tokens the method used, new and cache-served alike (what a fresh run would generate).
+
+        From the ``compute`` counters when every generation's count is known; else the method's own
+        ``usage.generated_tokens`` (API methods, and runs from before the counters); else None.
+        """
+        compute = self.compute
+        if compute.get("complete"):
+            return int(compute.get("total_tokens", 0)) + int(compute.get("total_cached_tokens", 0))
         usage = self.metrics.get("usage") or {}
-        tokens = usage.get("tokens") if isinstance(usage, dict) else None
+        tokens = usage.get("generated_tokens", usage.get("tokens")) if isinstance(usage, dict) else None
         return sum(int(v) for v in tokens.values()) if isinstance(tokens, dict) and tokens else None
+
+    @property
+    def forward_passes(self) -> int | None:
+        """Model forward calls of this run (cache hits cost none); None for runs without the counters."""
+        passes = self.compute.get("forward_passes")
+        return sum(int(v) for v in passes.values()) if isinstance(passes, dict) else None
+
+    @property
+    def wall_time(self) -> float | None:
+        value = self.metrics.get("wall_time_s")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    def per_item(self, value: float | None) -> float | None:
+        return None if value is None or not self.test_items else value / self.test_items
 
     def lines(self) -> list[dict[str, Any]]:
         if self._lines is None:
@@ -66,7 +95,8 @@ class CellResult:
         return self._lines
 
 
-def _cell(directory: Path) -> CellResult:
+def read_cell(directory: Path) -> CellResult:
+    """One finished run directory with the labels its ``cell.json`` gives (or its metrics)."""
     metrics = read_metrics(directory)
     info_file = directory / CELL_INFO
     info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
@@ -81,6 +111,7 @@ def _cell(directory: Path) -> CellResult:
         seed=int(info.get("seed", metrics.get("seed", 0))),
         models=models,
         metrics=metrics,
+        control_for=list(info.get(CONTROL_FOR) or []),
     )
 
 
@@ -90,7 +121,7 @@ def collect_cells(root: str | Path) -> list[CellResult]:
     if not root.is_dir():
         raise MocoError(f"{root}: not a directory")
     found = sorted(path.parent for path in root.rglob(METRICS) if "work" not in path.relative_to(root).parts[:-1])
-    cells = [_cell(directory) for directory in found]
+    cells = [read_cell(directory) for directory in found]
     if not cells:
         raise MocoError(f"{root}: no finished runs (no metrics.json below it)")
     seen: dict[tuple[str, str, str, int], Path] = {}

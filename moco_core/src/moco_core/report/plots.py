@@ -79,18 +79,29 @@ def scaling_plots(cells: list[CellResult], out_dir: Path) -> list[Path]:
     return paths
 
 
+COST_VIEWS = (
+    ("generated tokens per test item", lambda c: c.per_item(c.tokens)),
+    ("forward passes per test item (this run)", lambda c: c.per_item(c.forward_passes)),
+    ("generations per test item", lambda c: c.per_item(c.generations)),
+    ("wall time per run (s)", lambda c: c.wall_time),
+)
+"""Each panel's x axis. Tokens and generations count cache-served work too; forward passes and wall
+time are what this run computed (a generation read from the cache costs neither)."""
+
+
+def cost_views(cells: list[CellResult]) -> list[tuple[str, dict[tuple[str, str], float]]]:
+    """Each cost panel with a value per (pool, method); a measure no run recorded has no panel."""
+    views = [(label, _average(cells, value)) for label, value in COST_VIEWS]
+    return [(label, values) for label, values in views if values]
+
+
 def cost_plot(cells: list[CellResult], out_dir: Path) -> list[Path]:
-    """Score against compute: generations per test item, wall time, and generated tokens where counted.
+    """Score against compute, one panel per measure the runs recorded (old runs lack the counters).
 
     Colour is the method and marker shape the pool, so one legend serves every panel.
     """
     scores = _average(cells, lambda c: c.score)
-    views = [
-        ("generations per test item", _average(cells, lambda c: c.generations / max(c.test_items, 1))),
-        ("wall time per run (s; cache hits are free)", _average(cells, lambda c: c.metrics.get("wall_time_s"))),
-        ("generated tokens per test item", _average(cells, lambda c: c.tokens and c.tokens / max(c.test_items, 1))),
-    ]
-    views = [(label, values) for label, values in views if values]
+    views = cost_views(cells)
     if not scores or not views:
         return []
     plt = _pyplot()
@@ -100,15 +111,23 @@ def cost_plot(cells: list[CellResult], out_dir: Path) -> list[Path]:
     pools = list(dict.fromkeys(p for p, _ in scores))
     colour = {m: f"C{i % 10}" for i, m in enumerate(methods)}
     marker = {p: MARKERS[i % len(MARKERS)] for i, p in enumerate(pools)}
-    figure, axes = plt.subplots(1, len(views), figsize=(4.4 * len(views) + 1.8, 3.8), squeeze=False)
-    for axis, (label, values) in zip(axes[0], views, strict=True):
+    columns = 2 if len(views) > 2 else len(views)
+    rows = (len(views) + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns + 2.2, 3.6 * rows), squeeze=False)
+    flat = [axis for row in axes for axis in row]
+    for axis, (label, values) in zip(flat, views, strict=False):
         for (pool, method), x in sorted(values.items()):
-            axis.scatter([x], [scores[pool, method]], s=36, color=colour[method], marker=marker[pool], alpha=0.85)
+            axis.scatter([x], [scores[pool, method]], s=40, color=colour[method], marker=marker[pool], alpha=0.85)
+        low, high = min(values.values()), max(values.values())
+        if low > 0 and high > 20 * low:  # a spread over decades: a log axis keeps the cheap methods apart
+            axis.set_xscale("log")
         axis.set_xlabel(label)
         axis.set_ylabel("mean score")
         axis.grid(alpha=0.3)
+    for axis in flat[len(views) :]:
+        axis.set_visible(False)
     handles = [Line2D([], [], color=colour[m], marker="o", linestyle="", label=m) for m in methods]
     handles += [Line2D([], [], color="grey", marker=marker[p], linestyle="", label=f"pool {p}") for p in pools]
-    axes[0][-1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    figure.suptitle("cost vs score")
+    axes[0][-1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    figure.suptitle("cost vs score (points: method x pool, averaged over datasets and seeds)")
     return _save(figure, out_dir, "cost")

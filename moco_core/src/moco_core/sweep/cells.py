@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from moco_core.config import RunConfig, parse_config, read_config_file
+from moco_core.config import DatasetConfig, RunConfig, parse_config, read_config_file
 from moco_core.errors import MocoError
 from moco_core.runner import CONFIG, METRICS, PREDICTIONS
-from moco_core.sweep.config import SweepConfig, safe_label
+from moco_core.sweep.config import MethodAxis, PoolAxis, SweepConfig, safe_label
 
 CELLS = "cells"
 CELL_INFO = "cell.json"
@@ -36,14 +36,21 @@ class Cell:
     pool: str
     seed: int
     config: RunConfig
+    control_for: list[str] = field(default_factory=list)
+    """Methods this cell is the compute-matched control of (``controls: compute_matched``)."""
 
     @property
     def directory(self) -> Path:
         return Path(self.config.output_dir or "")
 
+    @property
+    def group(self) -> tuple[str, str, int]:
+        """Pool, dataset and seed: the cells whose methods a compute-matched control is sized for."""
+        return (self.pool, self.dataset, self.seed)
+
     def info(self) -> dict[str, Any]:
         """What ``cell.json`` records: the axes, so a report can group cells without re-reading the sweep."""
-        return {
+        info: dict[str, Any] = {
             "cell": self.name,
             "method": self.method,
             "method_key": self.method_key,
@@ -52,6 +59,9 @@ class Cell:
             "seed": self.seed,
             "models": [m.name for m in self.config.models],
         }
+        if self.control_for:
+            info["control_for"] = self.control_for
+        return info
 
 
 @dataclass
@@ -77,28 +87,38 @@ def _cell_config(sweep: SweepConfig, data: dict[str, Any], name: str) -> RunConf
     return parse_config(data, f"sweep cell {name}")
 
 
+def make_cell(
+    sweep: SweepConfig, sweep_dir: Path, pool: PoolAxis, dataset: DatasetConfig, seed: int, method: MethodAxis
+) -> Cell:
+    """The cell of one method on one pool, dataset and seed: ``base`` plus those axes."""
+    pool_label, dataset_label = safe_label(pool.name), safe_label(dataset.label)
+    name = f"{pool_label}--{method.name}--{dataset_label}--s{seed}"
+    data = copy.deepcopy(sweep.base)
+    data.update(
+        method=method.method,
+        params=copy.deepcopy(method.params),
+        models=[m.model_dump() for m in pool.models],
+        dataset=dataset.model_dump(exclude_unset=True),
+        output_dir=str(sweep_dir / CELLS / name),
+    )
+    data["generation"] = {**data.get("generation", {}), "seed": seed}
+    config = _cell_config(sweep, data, name)
+    return Cell(name, method.name, method.method, dataset_label, pool_label, seed, config)
+
+
+def sweep_seeds(sweep: SweepConfig) -> list[int]:
+    return sweep.seeds or [int(sweep.base.get("generation", {}).get("seed", 0))]
+
+
 def expand(sweep: SweepConfig, sweep_dir: Path) -> list[Cell]:
     """Every cell of the grid, ordered pool by pool so a pool's models stay warm across methods."""
-    seeds = sweep.seeds or [int(sweep.base.get("generation", {}).get("seed", 0))]
-    cells = []
-    for pool in sweep.pools:
-        for dataset in sweep.datasets:
-            for seed in seeds:
-                for method in sweep.methods:
-                    pool_label, dataset_label = safe_label(pool.name), safe_label(dataset.label)
-                    name = f"{pool_label}--{method.name}--{dataset_label}--s{seed}"
-                    data = copy.deepcopy(sweep.base)
-                    data.update(
-                        method=method.method,
-                        params=copy.deepcopy(method.params),
-                        models=[m.model_dump() for m in pool.models],
-                        dataset=dataset.model_dump(exclude_unset=True),
-                        output_dir=str(sweep_dir / CELLS / name),
-                    )
-                    data["generation"] = {**data.get("generation", {}), "seed": seed}
-                    config = _cell_config(sweep, data, name)
-                    cells.append(Cell(name, method.name, method.method, dataset_label, pool_label, seed, config))
-    return cells
+    return [
+        make_cell(sweep, sweep_dir, pool, dataset, seed, method)
+        for pool in sweep.pools
+        for dataset in sweep.datasets
+        for seed in sweep_seeds(sweep)
+        for method in sweep.methods
+    ]
 
 
 def _same_config(directory: Path, config: RunConfig) -> bool:

@@ -53,6 +53,18 @@ class RayConfig(_Strict):
     gpus_per_cell: float | None = Field(default=None, ge=0, description="default: what the cell's pool needs")
 
 
+CONTROL_LABEL = "control-sc-"
+"""Label prefix of the compute-matched control cells: ``control-sc-N`` samples N answers."""
+
+
+class ControlsConfig(_Strict):
+    """``controls: compute_matched``: after a pool's method cells on a dataset (and seed) finish, run the
+    pool's dev-best model with self-consistency at each method's generated-token budget."""
+
+    kind: Literal["compute_matched"] = "compute_matched"
+    max_samples: int = Field(default=16, ge=1, description="largest N of a control's self-consistency")
+
+
 class SweepConfig(_Strict):
     """A grid of runs: every method x dataset x pool x seed, each cell a run of ``base`` + its axes."""
 
@@ -65,6 +77,12 @@ class SweepConfig(_Strict):
     cache_dir: str | None = Field(default=None, description="generation cache shared by every cell")
     executor: Literal["local", "ray"] = "local"
     ray: RayConfig = Field(default_factory=RayConfig)
+    controls: ControlsConfig | None = Field(default=None, description="compute_matched: add control cells")
+
+    @field_validator("controls", mode="before")
+    @classmethod
+    def _controls_shorthand(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
 
     @field_validator("methods", mode="before")
     @classmethod
@@ -92,6 +110,10 @@ class SweepConfig(_Strict):
             if seen:
                 hint = " (give each a distinct label)" if axis == "methods" else ""
                 raise ValueError(f"{axis}: {sorted(seen)[0]!r} appears twice{hint}")
+        if self.controls is not None:
+            taken = [m.name for m in self.methods if m.name.startswith(CONTROL_LABEL)]
+            if taken:
+                raise ValueError(f"methods: {taken[0]!r}: labels starting {CONTROL_LABEL!r} name the control cells")
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds: a seed appears twice")
         return self

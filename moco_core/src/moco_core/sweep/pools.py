@@ -3,7 +3,7 @@
 Cells run pool by pool, so consecutive cells usually share a pool config (members, hardware,
 batch size). :class:`SharedPools` hands the runner the pool the previous cell left loaded when
 that config is unchanged, and builds a fresh one otherwise. Each cell gets its own generation
-cache handle, hook and zeroed stats, so a cell's ``generations`` metrics count only its own work.
+cache handle, hook and zeroed stats and compute counters, so a cell's ``generations`` metrics count only its own work.
 After a cell, members the method added (merged, trained or in-memory models) are removed; if a
 configured member was replaced or given in-memory weights, an added adapter was loaded over a
 resident base, or the cell failed, the pool is closed rather than reused, so nothing of one cell
@@ -59,6 +59,7 @@ class SharedPools:
             self._pool.cache = cache
             self._pool._hook = hook
             self._pool.stats = GenerationStats()
+            self._pool.compute.reset()
         return self._pool
 
     def release(self, pool: ModelPool, config: RunConfig, ok: bool) -> None:
