@@ -134,6 +134,7 @@ def test_replicas_match_transformers_and_split_rows_without_changing_them(smollm
     want = hf.generate(local, requests, greedy, 8)
     hf.unload(local)
     assert [g.text for g in got] == [w.text for w in want]
+    assert [(g.tokens, g.prompt_tokens) for g in got] == [(w.tokens, w.prompt_tokens) for w in want]
     for g, w in zip(got[:2], want[:2], strict=True):
         assert g.token_logprobs == pytest.approx(w.token_logprobs, abs=2e-3)
         assert g.top_logprobs == pytest.approx(w.top_logprobs, abs=2e-3)

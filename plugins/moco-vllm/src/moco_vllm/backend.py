@@ -70,7 +70,7 @@ def _engine(path: str, dtype: str, options: VLLMOptions) -> Any:
     )
 
 
-def _generate_rows(llm: Any, rows: list[Row], settings: GenerationSettings) -> list[tuple[str, Any, Any]]:
+def _generate_rows(llm: Any, rows: list[Row], settings: GenerationSettings) -> list[tuple[str, Any, Any, int, int]]:
     from vllm import SamplingParams
 
     from moco_core.backends.hf import adds_special_tokens, render_prompt
@@ -102,7 +102,8 @@ def _generate_rows(llm: Any, rows: list[Row], settings: GenerationSettings) -> l
                 steps = steps[:-1]  # the end token: not part of the text, and the hf backend leaves it out
             chosen = [float(step[token].logprob) for token, step in steps]
             top = [max(float(entry.logprob) for entry in step.values()) for _, step in steps]
-        results.append((completion.text.strip(), chosen, top))
+        counts = (len(completion.token_ids), len(output.prompt_token_ids or []))
+        results.append((completion.text.strip(), chosen, top, *counts))
     return results
 
 
@@ -208,4 +209,7 @@ class VLLMBackend:
         for replica, shard in shards:
             replica.connection.send((shard, settings))
         results = [item for replica, _ in shards for item in _receive(handle, replica, None, "generation")]
-        return [Generation(text, chosen, top) for text, chosen, top in results]
+        return [
+            Generation(text, chosen, top, tokens=tokens, prompt_tokens=prompt_tokens)
+            for text, chosen, top, tokens, prompt_tokens in results
+        ]
