@@ -121,6 +121,33 @@ def test_interrupted_run_resumes_without_loss_or_duplicates(scripted, tmp_path, 
     assert fresh_prompts < 3 * 14  # dev and finished test items came from the cache
 
 
+def test_a_resumed_run_counts_the_compute_and_wall_time_of_every_attempt(scripted, tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "MIN_CHUNK", 1)
+    config = write_config(tmp_path, write_data(tmp_path, n_test=8), generation={"batch_size": 1})
+    responders()
+
+    def interrupted(request):
+        if request.prompt == "test question 4":  # the first item of the second chunk of 4
+            raise KeyboardInterrupt
+        return "A because"
+
+    set_responder("always-A", interrupted)
+    assert cli.invoke(app, ["run", str(config)]).exit_code == 130
+    first = json.loads((tmp_path / "run" / "work" / "attempts.json").read_text())
+    assert first["attempts"] == 1 and first["wall_time_s"] > 0
+    responders()
+    assert cli.invoke(app, ["run", str(config)]).exit_code == 0
+    resumed = json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+    straight = cli.invoke(app, ["run", str(config), "--no-cache", "--output-dir", str(tmp_path / "straight")])
+    assert straight.exit_code == 0, straight.output
+    uninterrupted = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    assert resumed["attempts"] == 2 and uninterrupted["attempts"] == 1
+    assert resumed["compute"]["generations"] == uninterrupted["compute"]["generations"]
+    assert sum(resumed["compute"]["cached_generations"].values()) > 0  # the dev work re-read on resume
+    assert resumed["wall_time_s"] >= first["wall_time_s"]
+
+
 def test_other_config_in_same_dir_is_refused(scripted, tmp_path):
     responders()
     config = write_config(tmp_path, write_data(tmp_path))

@@ -23,6 +23,17 @@ NOTE = (
     "generation (joint decoding and text-exchange engines), one per batch row per forward"
 )
 
+_COUNTERS = (
+    "generated_tokens",
+    "prompt_tokens",
+    "generations",
+    "cached_generations",
+    "cached_tokens",
+    "forward_passes",
+    "forward_tokens",
+    "engine_tokens",
+)
+
 
 class ComputeCounter:
     """Running totals per pool model name, reset per run (a shared pool serves several sweep cells)."""
@@ -80,23 +91,30 @@ class ComputeCounter:
         if self._serving is None:
             self.engine_tokens[owner] += rows
 
+    def state(self) -> dict[str, Any]:
+        """The raw totals, to carry over to a resumed attempt of the same run (:meth:`absorb`)."""
+        counts = {field: dict(getattr(self, field)) for field in _COUNTERS}
+        return {**counts, "uncounted": sorted(self.uncounted)}
+
+    def absorb(self, state: dict[str, Any]) -> None:
+        """Add an earlier attempt's totals (from :meth:`state`); malformed entries are left out."""
+        for field in _COUNTERS:
+            found = state.get(field)
+            if isinstance(found, dict):
+                getattr(self, field).update(
+                    {str(k): int(v) for k, v in found.items() if isinstance(v, int) and not isinstance(v, bool)}
+                )
+        uncounted = state.get("uncounted")
+        if isinstance(uncounted, list):
+            self.uncounted.update(str(name) for name in uncounted)
+
     def to_metrics(self, untracked_cached: int = 0) -> dict[str, Any]:
         """The ``compute`` block of metrics.json.
 
         ``complete`` is false when some work has no token count: a backend that reports none, a cache
         entry written without one, or ``untracked_cached`` outputs an engine cached as text only.
         """
-        fields = (
-            "generated_tokens",
-            "prompt_tokens",
-            "generations",
-            "cached_generations",
-            "cached_tokens",
-            "forward_passes",
-            "forward_tokens",
-            "engine_tokens",
-        )
-        block: dict[str, Any] = {field: dict(sorted(getattr(self, field).items())) for field in fields}
+        block: dict[str, Any] = {field: dict(sorted(getattr(self, field).items())) for field in _COUNTERS}
         block["total_tokens"] = sum(self.generated_tokens.values()) + sum(self.engine_tokens.values())
         block["total_cached_tokens"] = sum(self.cached_tokens.values())
         block["uncounted"] = sorted(self.uncounted)

@@ -8,6 +8,7 @@ cache, so an interrupted run loses nothing and duplicates nothing.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -34,8 +35,10 @@ PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
 CONFIG = "config.yaml"
 FINGERPRINT = "fingerprint.json"
+ATTEMPTS = "attempts.json"  # under work/: compute and wall time of every attempt so far
 RUN_FILES = (PREDICTIONS, METRICS, CONFIG, FINGERPRINT)
 MIN_CHUNK = 32
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -277,6 +280,29 @@ def build_metrics(
     return metrics
 
 
+def _earlier_attempts(path: Path) -> dict[str, Any]:
+    """What earlier attempts of this run computed and how long they ran (empty for a first attempt).
+
+    The file is derived bookkeeping: an unreadable one only loses those counts, so it is skipped
+    with a warning rather than refusing the run.
+    """
+    if not path.is_file():
+        return {}
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        logger.warning("%s is unreadable: earlier attempts' compute and wall time are not counted", path)
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _record_attempts(path: Path, pool: ModelPool, wall: float, attempts: int) -> None:
+    """Compute and wall time so far (every attempt), after each written chunk, so a resumed run adds to them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"compute": pool.compute.state(), "wall_time_s": wall, "attempts": attempts}
+    atomic_write_text(path, json.dumps(state))
+
+
 def _clear_run(output_dir: Path) -> None:
     """Delete the files an earlier run wrote (and only those), for ``--overwrite``."""
     for name in RUN_FILES:
@@ -331,6 +357,14 @@ def _run_locked(
         )
     else:
         pool = pools.acquire(config, GenerationCache(enabled=use_cache), registry.backends, hook)
+    attempts_file = output_dir / "work" / ATTEMPTS
+    earlier = _earlier_attempts(attempts_file) if done else {}
+    if isinstance(earlier.get("compute"), dict):
+        pool.compute.absorb(earlier["compute"])
+    earlier_wall = (
+        float(earlier.get("wall_time_s", 0.0)) if isinstance(earlier.get("wall_time_s"), int | float) else 0.0
+    )
+    attempts = int(earlier.get("attempts", 0)) + 1 if isinstance(earlier.get("attempts"), int) else 1
     finished = False
     ctx = MethodContext(
         pool=pool,
@@ -367,6 +401,7 @@ def _run_locked(
                         handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
                     handle.flush()
                     os.fsync(handle.fileno())
+                _record_attempts(attempts_file, pool, earlier_wall + time.monotonic() - started, attempts)
                 bar.update(len(examples))
         finished = True
     finally:
@@ -377,7 +412,8 @@ def _run_locked(
         pool.cache.close()
     _record_run(output_dir, config, fingerprint)  # also keeps a label changed on resume (labels are not settings)
     lines = read_predictions(predictions_file)
-    metrics = build_metrics(plan, ctx, lines, time.monotonic() - started, pool)
+    metrics = build_metrics(plan, ctx, lines, earlier_wall + time.monotonic() - started, pool)
+    metrics["attempts"] = attempts
     metrics["provenance"] = collect_provenance(
         _versions(), pool.device(), _model_identities(plan, pool, registry), fingerprint
     )
