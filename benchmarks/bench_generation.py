@@ -12,8 +12,9 @@ swing by 2x); (b) keeps prompt order while moco's backend and engine group promp
 Then fusion of two models (uniform weights, probability space): (f) two models sharing one
 tokenizer through the joint decoder, (g) the same pair through the union-vocabulary decoder
 (the alignment layer's own cost), (h) the first model with a model of another tokenizer
-through the union vocabulary.  Their outputs differ, so each is credited with the tokens its
-texts take in the first model's tokenizer.
+through the union vocabulary, and the byte level (exact next-byte distributions, Phan et al.
+2024): (i) on the same pair, (j) across the two tokenizers.  Their outputs differ, so each is
+credited with the tokens its texts take in the first model's tokenizer (and bytes/s is shown).
 
     python benchmarks/bench_generation.py                       # tiny random models, CPU
     python benchmarks/bench_generation.py --model PATH --device cuda --prompts 256 \
@@ -38,6 +39,7 @@ import torch
 from moco_core.backends.hf import HFModel, eos_ids, render_prompt, row_seed
 from moco_core.cache import GenerationCache
 from moco_core.config import HardwareConfig, ModelConfig
+from moco_core.engines.byte_level import ByteJointDecoder
 from moco_core.engines.decoding import JointDecoder
 from moco_core.engines.vocab_alignment import AlignedJointDecoder
 from moco_core.plugins import get_plugin_manager, get_registry
@@ -160,6 +162,8 @@ def run_fusion(args: argparse.Namespace, model_path: str) -> None:
         ("(f) fusion, shared tokenizer", JointDecoder([handles["a"], handles["b"]], args.batch_size)),
         ("(g) union vocabulary, same pair", AlignedJointDecoder([handles["a"], handles["b"]], args.batch_size)),
         ("(h) union vocabulary, two tokenizers", AlignedJointDecoder([handles["a"], handles["c"]], args.batch_size)),
+        ("(i) byte level, same pair", ByteJointDecoder([handles["a"], handles["b"]], args.batch_size)),
+        ("(j) byte level, two tokenizers", ByteJointDecoder([handles["a"], handles["c"]], args.batch_size)),
     ]
     results = []
     for label, decoder in decoders:
@@ -170,13 +174,19 @@ def run_fusion(args: argparse.Namespace, model_path: str) -> None:
             device, calls, args.repeats, lambda d=decoder, r=rendered: d.decode(r, fuse, settings, seeds)
         )
         tokens = sum(len(handles["a"].tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
-        results.append((label, texts, tokens / seconds, seconds, passes))
+        size = sum(len(t.encode("utf-8")) for t in texts)
+        results.append((label, texts, tokens / seconds, seconds, passes, size / seconds))
     print(f"fusion of {model_path} with {args.partner} (same tokenizer) and {args.other} (another tokenizer)")
-    for label, _, rate, seconds, passes in results:
-        print(f"  {label:<40} {rate:>12.1f} tokens/s  {seconds:8.3f} s  {passes:>6} forward passes of the first model")
+    for label, _, rate, seconds, passes, byte_rate in results:
+        print(
+            f"  {label:<40} {rate:>12.1f} tokens/s {byte_rate:>12.1f} bytes/s  {seconds:8.3f} s  "
+            f"{passes:>6} forward passes of the first model"
+        )
     same = sum(x == y for x, y in zip(results[0][1], results[1][1], strict=True))
     print(f"union/shared on one tokenizer    {results[1][2] / results[0][2]:.3f}  (texts equal: {same}/{len(prompts)})")
     print(f"cross-tokenizer/shared           {results[2][2] / results[0][2]:.3f}")
+    print(f"byte level/shared, same pair     {results[3][2] / results[0][2]:.3f}  (tokens/s)")
+    print(f"byte level/shared, two tokenizers {results[4][2] / results[0][2]:.3f}  (tokens/s)")
 
 
 def run(args: argparse.Namespace, model_path: str, scratch: Path) -> None:

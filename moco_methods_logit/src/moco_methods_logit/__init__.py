@@ -1,1 +1,2 @@
-"""moco methods at the logit level: models that share a vocabulary decode token by token together."""
+"""moco methods at the logit level: models decode together token by token (one shared vocabulary) or,
+across tokenizers, on a union vocabulary or one byte at a time."""

@@ -15,7 +15,8 @@ from typing import Any
 from moco_core.backends.hf import row_seed
 from moco_core.cache import cache_key
 from moco_core.config import ModelConfig
-from moco_core.engines.decoding import Combine, load_joint_decoder
+from moco_core.engines.byte_spelling import byte_spelling_problem
+from moco_core.engines.decoding import Combine, JointDecoder, load_joint_decoder
 from moco_core.engines.vocab_alignment import load_aligned_decoder
 from moco_core.errors import MocoError
 from moco_core.method import MethodContext
@@ -25,7 +26,14 @@ from moco_core.types import Example, Generation
 
 
 def check_vocabulary(key: str, models: Sequence[ModelConfig], vocabulary: str, space: str) -> None:
-    """One tokenizer across the pool, unless the union vocabulary (probabilities only) aligns them."""
+    """One tokenizer across the pool, unless the union vocabulary (probabilities only) or the byte
+    level (any space; tokenizers that spell text as its bytes) aligns them."""
+    if vocabulary == "byte":
+        for i, model in enumerate(models):
+            problem = byte_spelling_problem(adapter_base(model.path, model.base) or model.path)
+            if problem is not None:
+                raise MocoError(f"models[{i}].path: {key} with params.vocabulary: byte {problem}")
+        return
     if vocabulary == "union":
         if space != "prob":
             raise MocoError(
@@ -45,19 +53,32 @@ def check_vocabulary(key: str, models: Sequence[ModelConfig], vocabulary: str, s
         )
 
 
+def _load_decoder(pool: Any, names: list[str], vocabulary: str, anchor: int) -> JointDecoder:
+    if vocabulary == "byte":
+        from moco_core.engines.byte_level import load_byte_decoder
+
+        return load_byte_decoder(pool, names, budget_model=anchor)
+    return load_aligned_decoder(pool, names) if vocabulary == "union" else load_joint_decoder(pool, names)
+
+
 def decode_cached(
     ctx: MethodContext,
     names: list[str],
     method: str,
     combine: Combine,
     examples: list[Example],
-    aligned: bool = False,
+    vocabulary: str = "shared",
     anchor: int = 0,
     **recipe: Any,
 ) -> list[str]:
-    """One jointly decoded answer per example from members ``names`` (in that order); ``aligned``
-    decodes across tokenizers through the union vocabulary.  ``anchor`` is the index in ``names``
-    of the member whose random stream seeds the rows (the one the method leans on most)."""
+    """One jointly decoded answer per example from members ``names`` (in that order).
+
+    ``vocabulary`` ``union`` decodes across tokenizers through the union vocabulary, ``byte`` one
+    byte at a time (its token budget counted in the anchor's tokenizer).  ``anchor`` is the index
+    in ``names`` of the member whose random stream seeds the rows (the one the method leans on most).
+    """
+    if vocabulary != "shared":
+        recipe["vocabulary"] = vocabulary
     pool = ctx.pool
     settings = ctx.settings
     system_prompts = [pool.config(n).system_prompt for n in names]
@@ -79,7 +100,7 @@ def decode_cached(
     texts = {k: v["text"] for k, v in pool.cache.get_many(list(dict.fromkeys(keys))).items()}
     missing = list({k: e.prompt for k, e in zip(keys, examples, strict=True) if k not in texts}.items())
     if missing:
-        decoder = load_aligned_decoder(pool, names) if aligned else load_joint_decoder(pool, names)
+        decoder = _load_decoder(pool, names, vocabulary, anchor)
         chunk = pool.batch_size * CHUNK_BATCHES
         for start in range(0, len(missing), chunk):
             part = missing[start : start + chunk]

@@ -6,6 +6,10 @@ In logit space (the original) s are logits; the engine's log-probabilities diffe
 one constant per model and row, and T and B have the same size, so the constants cancel up to
 a per-row shift that normalisation removes.  In probability space (the paper's formula) s are
 probabilities, negative entries are clipped to 0 and the rest renormalised.
+
+With ``vocabulary: byte`` (Phan et al. 2024, arXiv:2410.09303) s are the members' exact
+next-byte distributions over 256 bytes and a stop symbol; both spaces stay well defined there,
+since every member's distribution is normalised over the same 257 symbols.
 """
 
 from __future__ import annotations
@@ -70,8 +74,8 @@ class LogitContrastive(Method):
         def combine(log_probs: list[torch.Tensor]) -> torch.Tensor:
             return contrast(log_probs, k, k, alpha, space)
 
-        union = {"vocabulary": "union"} if self.params.vocabulary == "union" else {}
-        recipe = {"k": k, "alpha": alpha, "space": space, **union}
-        texts = decode_cached(self.ctx, self.order, "logit_contrastive", combine, examples, bool(union), **recipe)
+        recipe = {"k": k, "alpha": alpha, "space": space}
+        vocabulary = self.params.vocabulary
+        texts = decode_cached(self.ctx, self.order, "logit_contrastive", combine, examples, vocabulary, **recipe)
         extras = {"top": self.order[:k], "bottom": self.order[k:]}
         return [Prediction(output=t, extras=extras) for t in texts]

@@ -5,6 +5,10 @@ In probability space this is a mixture (any member can make a token likely); in 
 is a product of experts (a token needs every weighted member's support).  Averaging the
 members' log-probabilities equals averaging their logits up to a per-row constant, which the
 final normalisation removes, so the engine's log-probabilities serve both spaces.
+
+Across tokenizers, ``vocabulary: union`` fuses on the union of the members' token byte strings
+(GaC, Yu et al. 2024) and ``vocabulary: byte`` fuses each member's exact next-byte distribution
+(Phan et al. 2024, arXiv:2410.09303), one byte per step, in either space.
 """
 
 from __future__ import annotations
@@ -64,17 +68,15 @@ class LogitFusion(Method):
         def combine(log_probs: list[torch.Tensor]) -> torch.Tensor:
             return fuse(log_probs, self.weights, space)
 
-        union = {"vocabulary": "union"} if self.params.vocabulary == "union" else {}
         texts = decode_cached(
             self.ctx,
             self.names,
             "logit_fusion",
             combine,
             examples,
-            bool(union),
+            self.params.vocabulary,
             anchor=self.weights.index(max(self.weights)),
             weights=self.weights,
             space=space,
-            **union,
         )
         return [Prediction(output=t, extras={"weights": self.weights}) for t in texts]

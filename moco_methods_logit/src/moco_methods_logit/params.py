@@ -19,10 +19,12 @@ class LogitFusionParams(BaseModel):
     space: Literal["prob", "logit"] = Field(
         "prob", description="average probabilities (a mixture) or logits (a product of experts)"
     )
-    vocabulary: Literal["shared", "union"] = Field(
+    vocabulary: Literal["shared", "union", "byte"] = Field(
         "shared",
         description="shared: one tokenizer required; union: models with different tokenizers meet on a union "
-        "vocabulary of token byte strings (prob space only)",
+        "vocabulary of token byte strings (prob space only); byte: any tokenizers, decoded one byte at a time "
+        "from each model's exact next-byte distribution (Phan et al. 2024; prob or logit space; "
+        "max_new_tokens counts the heaviest model's tokens)",
     )
 
 
@@ -35,6 +37,9 @@ class LogitContrastiveParams(BaseModel):
     k: int = Field(1, ge=1, description="members in the expert (top by dev score) and amateur (bottom) groups")
     alpha: float = Field(0.2, description="strength of the contrast (the original's lambda_)")
     space: Literal["logit", "prob"] = Field("logit", description="contrast logits or probabilities")
-    vocabulary: Literal["shared", "union"] = Field(
-        "shared", description="shared: one tokenizer required; union: align different tokenizers (prob space only)"
+    vocabulary: Literal["shared", "union", "byte"] = Field(
+        "shared",
+        description="shared: one tokenizer required; union: align different tokenizers (prob space only); "
+        "byte: any tokenizers, decoded one byte at a time from exact next-byte distributions (Phan et al. 2024; "
+        "either space; max_new_tokens counts the dev-best model's tokens)",
     )

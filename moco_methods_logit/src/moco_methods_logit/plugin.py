@@ -22,7 +22,9 @@ def moco_register_methods(register: Callable[..., None]) -> None:
             reference=(
                 "Feng et al. 2025, When One LLM Drools, Multi-LLM Collaboration Rules, arXiv:2502.04506 "
                 "(logit-level collaboration); logit space: Hinton 2002, Training Products of Experts by "
-                "Minimizing Contrastive Divergence, Neural Computation 14(8)"
+                "Minimizing Contrastive Divergence, Neural Computation 14(8); vocabulary byte: Phan et al. 2024, "
+                "Exact Byte-Level Probabilities from Tokenized Language Models for FIM-Tasks and Model Ensembles, "
+                "arXiv:2410.09303"
             ),
         )
     )
@@ -36,7 +38,8 @@ def moco_register_methods(register: Callable[..., None]) -> None:
             requirements=Requirements(min_models=2),
             reference=(
                 "Li et al. 2023, Contrastive Decoding: Open-ended Text Generation as Optimization, ACL 2023, "
-                "arXiv:2210.15097"
+                "arXiv:2210.15097; vocabulary byte: Phan et al. 2024, Exact Byte-Level Probabilities from Tokenized "
+                "Language Models for FIM-Tasks and Model Ensembles, arXiv:2410.09303"
             ),
         )
     )
