@@ -195,7 +195,7 @@ def test_a_single_model_run_records_the_counts_and_a_rerun_only_cached_ones(lett
     assert second["cached_generations"] == {"m": 7} and second["total_cached_tokens"] == first["total_tokens"]
 
 
-def test_a_joint_decoding_run_counts_both_models_and_its_cached_rerun_says_it_is_incomplete(
+def test_a_joint_decoding_run_counts_both_models_and_its_cached_rerun_says_what_it_cost(
     letter_tasks, tiny_pool_paths, tmp_path
 ):
     models = [{"name": f"m{i}", "path": str(p)} for i, p in enumerate(tiny_pool_paths[:2])]
@@ -205,7 +205,10 @@ def test_a_joint_decoding_run_counts_both_models_and_its_cached_rerun_says_it_is
     assert first["engine_tokens"]["m0"] == first["engine_tokens"]["m1"] >= 4
     second = runner.run(run_config(tmp_path, models, "logit_fusion", "second")).metrics["compute"]
     assert second["forward_passes"] == {} and second["engine_tokens"] == {}
-    assert second["untracked_cached_outputs"] == 4 and not second["complete"]
+    assert second["cached_generations"] == {"m0": 4, "m1": 4}
+    assert second["untracked_cached_outputs"] == 0 and second["complete"]
+    engine = sum(first["engine_tokens"].values())
+    assert abs(second["total_cached_tokens"] - engine) <= 8 * 0.5, "each cached answer carries its share"
 
 
 def load_test_module(name):

@@ -76,6 +76,8 @@ def decode_cached(
     ``vocabulary`` ``union`` decodes across tokenizers through the union vocabulary, ``byte`` one
     byte at a time (its token budget counted in the anchor's tokenizer).  ``anchor`` is the index
     in ``names`` of the member whose random stream seeds the rows (the one the method leans on most).
+    A cached answer records its share of the engine's work per member (the chunk's next-token
+    distributions over its rows and members), so a rerun served from the cache still says what it cost.
     """
     if vocabulary != "shared":
         recipe["vocabulary"] = vocabulary
@@ -97,7 +99,12 @@ def decode_cached(
         )
         for e in examples
     ]
-    texts = {k: v["text"] for k, v in pool.cache.get_many(list(dict.fromkeys(keys))).items()}
+    found = pool.cache.get_many(list(dict.fromkeys(keys)))
+    texts = {k: v["text"] for k, v in found.items()}
+    for key in keys:
+        if key in found:
+            for name in names:
+                pool.compute.cached(name, [Generation.from_json(found[key], cached=True)])
     missing = list({k: e.prompt for k, e in zip(keys, examples, strict=True) if k not in texts}.items())
     if missing:
         decoder = _load_decoder(pool, names, vocabulary, anchor)
@@ -106,9 +113,11 @@ def decode_cached(
             part = missing[start : start + chunk]
             prompts = [prompt for _, prompt in part]
             seeds = [row_seed(settings.seed, pool.request(names[anchor], p)) for p in prompts]
+            before = sum(pool.compute.engine_tokens.values())
             outputs = decoder.decode(decoder.render(prompts, system_prompts), combine, settings, seeds)
+            share = round((sum(pool.compute.engine_tokens.values()) - before) / (len(part) * len(names)))
             made = {key: text for (key, _), text in zip(part, outputs, strict=True)}
-            pool.cache.put_many({k: Generation(text=t).to_json() for k, t in made.items()})
+            pool.cache.put_many({k: Generation(text=t, tokens=share).to_json() for k, t in made.items()})
             texts.update(made)
             pool.stats.made += len(part)
     pool.stats.cached += len(examples) - len(missing)
