@@ -11,6 +11,7 @@ from moco_core.weight_space import (
     CandidateSlot,
     LinearSpace,
     LoraSpace,
+    ResidentWeights,
     check_lora_pool,
     check_same_shapes,
     load_weights,
@@ -35,6 +36,8 @@ def test_shape_check_names_the_first_missing_tensor(family, tmp_path):
     check_same_shapes([("a", str(family["m0"])), ("b", str(family["m1"]))])
     with pytest.raises(MocoError, match=r"^b: has no tensor 'model.norm.weight', which a has; weights must match$"):
         check_same_shapes([("a", str(family["m0"])), ("b", str(broken))])
+    with pytest.raises(MocoError, match=r"^.*broken: has no tensor 'model.norm.weight'; weights must match$"):
+        LinearSpace([str(family["m0"]), str(broken)], "float32")
 
 
 def test_linear_candidates_reuse_one_buffer(family):
@@ -92,7 +95,15 @@ def test_a_candidate_answers_in_place_and_its_written_folder_reuses_its_answers(
     assert len(pool.resident()) == 2
     resident = next(m for k, m in pool._resident.items() if k[1].endswith("#candidate")).handle.model
     for key, tensor in resident.state_dict().items():
-        torch.testing.assert_close(tensor, space.materialize([0.5, 0.5])[key])
+        assert torch.equal(tensor, space.materialize([0.5, 0.5])[key])
+    storage = {p.untyped_storage().data_ptr() for p in resident.parameters()}
+    assert len(storage) == 1  # one flat tensor, written in place by every candidate
+    slot.point([0.25, 0.75])
+    pool.generate(name, prompts, GREEDY)
+    assert {p.untyped_storage().data_ptr() for p in resident.parameters()} == storage
+    assert all(torch.equal(t, space.materialize([0.25, 0.75])[k]) for k, t in resident.state_dict().items())
+    slot.point([0.5, 0.5])
+    assert [g.text for g in pool.generate(name, prompts, GREEDY)] == mixed
 
     folder = write_candidate(space, space.materialize([0.5, 0.5]), slot.recipe, "float32")
     slot.release()
@@ -102,3 +113,21 @@ def test_a_candidate_answers_in_place_and_its_written_folder_reuses_its_answers(
     assert [g.text for g in pool.generate("written", prompts, GREEDY)] == mixed
     assert pool.stats.made == made
     assert write_candidate(space, space.materialize([0.5, 0.5]), slot.recipe, "float32") == folder
+
+
+def test_resident_weights_cast_into_one_flat_tensor_or_copy_tensor_by_tensor(family):
+    from transformers import LlamaForCausalLM
+
+    space = LinearSpace([str(family["m0"]), str(family["m1"])], "float32")
+    vector = [0.3, 0.7]
+    half = LlamaForCausalLM.from_pretrained(family["m0"], dtype=torch.bfloat16)
+    ResidentWeights(half, space.shapes, space.template).load(space, vector)
+    expected = {k: v.clone() for k, v in space.materialize(vector).items()}
+    assert len({p.untyped_storage().data_ptr() for p in half.parameters()}) == 1
+    assert all(torch.equal(t, expected[k].to(torch.bfloat16)) for k, t in half.state_dict().items())
+
+    mixed = LlamaForCausalLM.from_pretrained(family["m0"])
+    mixed.model.norm.weight.data = mixed.model.norm.weight.data.double()
+    ResidentWeights(mixed, space.shapes, space.template).load(space, vector)
+    assert mixed.model.norm.weight.dtype == torch.float64
+    assert all(torch.equal(t, expected[k].to(t.dtype)) for k, t in mixed.state_dict().items())

@@ -2,26 +2,32 @@
 
 Searches (model swarms, ExPO's alpha, DARE-TIES weights, LoraHub) score many candidate models
 on dev.  Writing each candidate as a folder and loading it again costs seconds per candidate, so
-a search here keeps the inputs' tensors on the CPU (``LinearSpace``: n state dicts; ``LoraSpace``:
-one base state dict plus n adapters' small factors), builds each candidate into one buffer and
-copies it into a single resident model in place (``CandidateSlot``).  That model is a pool
+a search here keeps the inputs' tensors on the CPU (``LinearSpace``: n state dicts as the rows of
+one matrix; ``LoraSpace``: one flat base plus n adapters' small factors) and builds each
+candidate straight into a single resident model whose weights are views of one flat tensor
+(``CandidateSlot``, ``ResidentWeights``): a linear candidate is one matrix-vector product, with
+no per-tensor Python loop, no state dict copy and no ``load_state_dict``.  That model is a pool
 member whose cache identity is the candidate's recipe, so its dev answers come from the pool's
 batched, cached generation like any other member's.  Only the final model is written, as a
 folder whose ``moco_identity.json`` is its recipe: the same identity the candidate had in memory,
 so its cached answers carry over.
 
-Peak memory of a search over n models: n input state dicts (or base + adapters), one buffer and
-the resident model.  Requirements (same tensor names and shapes, adapters over one base) are
-read from safetensors headers and adapter configs, before anything loads.
+Peak memory of a search over n models: n input state dicts (or base + adapters) and the resident
+model, plus one CPU buffer when the resident model is not float32 on the CPU (the candidate is
+built there, then cast or sent to the device in one copy) and while the final model is written.
+Requirements (same tensor names and shapes, adapters over one base) are read from safetensors
+headers and adapter configs, before anything loads.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import struct
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,26 +123,99 @@ def _torch_dtype(dtype: str) -> Any:
     return getattr(torch, dtype)
 
 
+def _weight_files(path: str) -> list[Path]:
+    files = sorted(Path(resolve_model_path(path)).glob("*.safetensors"))
+    if not files:
+        raise MocoError(f"{path}: weight search reads safetensors weights, and this folder has none")
+    return files
+
+
 def load_weights(path: str) -> dict[str, Any]:
     """A model folder's tensors as one float32 CPU state dict (safetensors files only)."""
     import torch
     from safetensors.torch import load_file
 
-    folder = Path(resolve_model_path(path))
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        raise MocoError(f"{path}: weight search reads safetensors weights, and this folder has none")
     weights: dict[str, Any] = {}
-    for file in files:
+    for file in _weight_files(path):
         weights.update({k: v.to(torch.float32) for k, v in load_file(str(file)).items()})
     return weights
 
 
-class LinearSpace:
+def weight_shapes(path: str) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape of a model folder's safetensors weights, in file order."""
+    shapes = safetensors_shapes(resolve_model_path(path))
+    if shapes is None:
+        raise MocoError(f"{path}: weight search reads safetensors weights, and this folder has none")
+    return {name: tuple(shape) for name, shape in shapes.items()}
+
+
+def flat_views(flat: Any, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    """A state dict whose tensors are consecutive views of one flat tensor, in ``shapes`` order."""
+    views: dict[str, Any] = {}
+    offset = 0
+    for name, shape in shapes.items():
+        count = math.prod(shape)
+        views[name] = flat[offset : offset + count].view(shape)
+        offset += count
+    return views
+
+
+def read_into(path: str, views: dict[str, Any]) -> None:
+    """Copy a model folder's tensors into ``views`` one tensor at a time (no second state dict in memory)."""
+    from safetensors import safe_open
+
+    missing = set(views)
+    for file in _weight_files(path):
+        with safe_open(str(file), framework="pt") as handle:
+            for name in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
+                if name not in views:
+                    continue
+                tensor = handle.get_tensor(name)
+                if tuple(tensor.shape) != tuple(views[name].shape):
+                    raise MocoError(
+                        f"{path}: tensor {name!r} has shape {list(tensor.shape)}, expected {list(views[name].shape)}"
+                    )
+                views[name].copy_(tensor)
+                missing.discard(name)
+    if missing:
+        raise MocoError(f"{path}: has no tensor {sorted(missing)[0]!r}; weights must match")
+
+
+class FlatSpace:
+    """A space whose candidates are built into one flat float32 vector laid out by ``shapes``.
+
+    ``materialize_flat(vector, out)`` writes a candidate into ``out`` (a flat float32 CPU tensor,
+    such as the resident model's own weights) or, without ``out``, into the space's one buffer,
+    allocated on first use; ``materialize`` gives that buffer as a state dict of views.
+    """
+
+    shapes: dict[str, tuple[int, ...]]
+    numel: int
+    _flat: Any = None
+    _views: dict[str, Any] | None = None
+
+    def _buffer(self) -> Any:
+        import torch
+
+        if self._flat is None:
+            self._flat = torch.empty(self.numel)
+            self._views = flat_views(self._flat, self.shapes)
+        return self._flat
+
+    def materialize_flat(self, vector: Sequence[float], out: Any = None) -> Any:
+        raise NotImplementedError
+
+    def materialize(self, vector: Sequence[float]) -> dict[str, Any]:
+        """The candidate's tensors, written into the one buffer (valid until the next call)."""
+        self.materialize_flat(vector, self._buffer())
+        return self._views or {}
+
+
+class LinearSpace(FlatSpace):
     """Candidates ``Σ c_i θ_i`` over n full models; a candidate is its coefficient vector.
 
-    The inputs are kept as the rows of one (n, parameters) matrix and the buffer is one flat
-    vector whose views are the state dict, so a candidate is a single matrix-vector product.
+    The inputs are kept as the rows of one (n, parameters) matrix, read in tensor by tensor, so a
+    candidate is a single matrix-vector product written straight into its destination.
     """
 
     kind = "linear"
@@ -147,38 +226,21 @@ class LinearSpace:
         self.paths = [resolve_model_path(p) for p in paths]
         self.template = self.paths[0]
         self.inputs = [model_identity(p, dtype) for p in self.paths]
-        first = load_weights(self.paths[0])
-        self.shapes = {name: tuple(t.shape) for name, t in first.items()}
-        total = sum(t.numel() for t in first.values())
-        self.matrix = torch.empty(len(self.paths), total)
+        self.shapes = weight_shapes(self.paths[0])
+        self.numel = sum(math.prod(shape) for shape in self.shapes.values())
+        self.matrix = torch.empty(len(self.paths), self.numel)
         for row, path in enumerate(self.paths):
-            weights = first if row == 0 else load_weights(path)
-            offset = 0
-            for name, shape in self.shapes.items():
-                tensor = weights[name]
-                if tuple(tensor.shape) != shape:
-                    raise MocoError(f"{path}: tensor {name!r} has shape {list(tensor.shape)}, expected {list(shape)}")
-                self.matrix[row, offset : offset + tensor.numel()] = tensor.reshape(-1)
-                offset += tensor.numel()
-            del weights
-        del first
-        self.flat = torch.empty(total)
-        self.buffer: dict[str, Any] = {}
-        offset = 0
-        for name, shape in self.shapes.items():
-            count = int(torch.Size(shape).numel())
-            self.buffer[name] = self.flat[offset : offset + count].view(shape)
-            offset += count
+            read_into(path, flat_views(self.matrix[row], self.shapes))
 
-    def materialize(self, vector: Sequence[float]) -> dict[str, Any]:
-        """The candidate's tensors, written into the one buffer (valid until the next call)."""
+    def materialize_flat(self, vector: Sequence[float], out: Any = None) -> Any:
         import torch
 
         if len(vector) != len(self.paths):
             raise ValueError(f"expected {len(self.paths)} coefficients, got {len(vector)}")
         coefficients = torch.tensor([float(c) for c in vector], dtype=self.matrix.dtype)
-        torch.mv(self.matrix.t(), coefficients, out=self.flat)
-        return self.buffer
+        out = self._buffer() if out is None else out
+        torch.mv(self.matrix.t(), coefficients, out=out)
+        return out
 
 
 @dataclass
@@ -214,20 +276,27 @@ def read_adapter(path: str) -> LoraFactors:
     return LoraFactors(str(folder), {k: (v["A"], v["B"] * scaling) for k, v in pairs.items()})
 
 
-class LoraSpace:
+class LoraSpace(FlatSpace):
     """Candidates ``base + (Σ w_i B_i)(Σ w_i A_i)`` over n LoRA adapters of one base.
 
     A and B are combined linearly (LoraHub's composition; model swarms' LoRA path moves the same
-    factors), and the composed update is added to the base weights in the buffer.
+    factors), and the composed update is added to the base weights: one copy of the flat base,
+    then one product per adapted weight.
     """
 
     kind = "lora"
 
     def __init__(self, adapters: Sequence[str], base: str, dtype: str) -> None:
+        import torch
+
         self.template = resolve_model_path(base)
         self.inputs = [model_identity(str(Path(p).expanduser().resolve()), dtype) for p in adapters]
         self.base_identity = model_identity(self.template, dtype)
-        self.base = load_weights(self.template)
+        self.shapes = weight_shapes(self.template)
+        self.numel = sum(math.prod(shape) for shape in self.shapes.values())
+        self.base_flat = torch.empty(self.numel)
+        self.base = flat_views(self.base_flat, self.shapes)
+        read_into(self.template, self.base)
         self.adapters = [read_adapter(p) for p in adapters]
         for adapter in self.adapters:
             for name, (a, b) in adapter.factors.items():
@@ -236,7 +305,6 @@ class LoraSpace:
                         f"{adapter.path}: adapts {name!r}, which the base {base} lacks or shapes differently"
                     )
         self.targets = sorted({name for adapter in self.adapters for name in adapter.factors})
-        self.buffer = {k: v.clone() for k, v in self.base.items()}
 
     def compose(self, vector: Sequence[float]) -> dict[str, tuple[Any, Any]]:
         """The composed factors (A, B) per adapted weight; a weight an adapter leaves alone counts as 0."""
@@ -257,18 +325,28 @@ class LoraSpace:
             composed[name] = (a_sum, b_sum)
         return composed
 
-    def materialize(self, vector: Sequence[float]) -> dict[str, Any]:
+    def materialize_flat(self, vector: Sequence[float], out: Any = None) -> Any:
         import torch
 
+        out = self._buffer() if out is None else out
+        composed = self.compose(vector)
+        offsets = self._offsets()
         with torch.no_grad():
-            for name, out in self.buffer.items():
-                out.copy_(self.base[name])
-            for name, (a, b) in self.compose(vector).items():
-                self.buffer[name].add_(b @ a)
-        return self.buffer
+            out.copy_(self.base_flat)
+            for name, (a, b) in composed.items():
+                start, shape = offsets[name]
+                out[start : start + math.prod(shape)].view(shape).add_(b @ a)
+        return out
+
+    def _offsets(self) -> dict[str, tuple[int, tuple[int, ...]]]:
+        offsets, offset = {}, 0
+        for name, shape in self.shapes.items():
+            offsets[name] = (offset, shape)
+            offset += math.prod(shape)
+        return offsets
 
 
-class MergekitSpace:
+class MergekitSpace(FlatSpace):
     """Candidates of one mergekit method over n models and a base, one weight per model.
 
     The merge runs in memory (mergekit's ``merge_state_dicts``) with torch's random stream
@@ -287,30 +365,81 @@ class MergekitSpace:
         self.parameters = dict(parameters)
         self.seed = seed
         self.base = load_weights(self.template)
+        self.shapes = {name: tuple(t.shape) for name, t in self.base.items()}
+        self.numel = sum(t.numel() for t in self.base.values())
         self.models = [load_weights(p) for p in paths]
         self.kind = f"mergekit:{method}"
-        self.result: dict[str, Any] = {}
 
-    def materialize(self, vector: Sequence[float]) -> dict[str, Any]:
+    def merge(self, vector: Sequence[float]) -> dict[str, Any]:
+        """The candidate as mergekit returns it (a state dict of its own tensors)."""
         import torch
         from mergekit.merge_methods import merge_state_dicts
 
         weights = [float(w) for w in vector]
         if len(weights) != len(self.models):
             raise ValueError(f"expected {len(self.models)} weights, got {len(weights)}")
-        self.result = {}
         inputs: dict[Any, Any] = {"base": self.base, **dict(enumerate(self.models))}
         per_input = {k: dict(enumerate([v] * len(weights))) for k, v in self.parameters.items()}
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(self.seed)
-            self.result = merge_state_dicts(
+            return merge_state_dicts(
                 inputs,
                 self.method,
                 parameters={**per_input, "weight": dict(enumerate(weights))},
                 base="base",
                 dtype=torch.float32,
             )
-        return self.result
+
+    def materialize_flat(self, vector: Sequence[float], out: Any = None) -> Any:
+        out = self._buffer() if out is None else out
+        result = self.merge(vector)
+        for name, view in flat_views(out, self.shapes).items():
+            view.copy_(result.pop(name))
+        return out
+
+
+class ResidentWeights:
+    """A loaded model's weights re-pointed at one flat tensor, so a candidate loads with one copy.
+
+    When the model's weights share one device and dtype, each parameter named in ``shapes``
+    becomes a view of one flat tensor laid out like the space's candidates: a float32 CPU model
+    is then written by the space directly, any other by a single ``copy_`` (a cast or a
+    host-to-device transfer).  Otherwise each tensor is copied in place.  No ``load_state_dict``,
+    no key matching per candidate.
+    """
+
+    def __init__(self, model: Any, shapes: dict[str, tuple[int, ...]], template: str) -> None:
+        import torch
+
+        tensors = model.state_dict(keep_vars=True)
+        for name, shape in shapes.items():
+            if name not in tensors:
+                raise MocoError(f"weight search: tensor {name!r} is not in {template}")
+            if tuple(tensors[name].shape) != shape:
+                raise MocoError(f"weight search: tensor {name!r} has another shape in {template}")
+        targets = [tensors[name] for name in shapes]
+        self.flat: Any = None
+        self.tensors: dict[str, Any] = {}
+        if len({(t.dtype, t.device) for t in targets}) == 1:
+            total = sum(math.prod(shape) for shape in shapes.values())
+            self.flat = torch.empty(total, dtype=targets[0].dtype, device=targets[0].device)
+            for target, view in zip(targets, flat_views(self.flat, shapes).values(), strict=True):
+                target.data = view
+        else:
+            self.tensors = {name: tensors[name] for name in shapes}
+
+    def load(self, space: FlatSpace, vector: Sequence[float]) -> None:
+        import torch
+
+        with torch.no_grad():
+            if self.flat is not None and self.flat.dtype == torch.float32 and self.flat.device.type == "cpu":
+                space.materialize_flat(vector, self.flat)
+            elif self.flat is not None:
+                self.flat.copy_(space.materialize_flat(vector))
+            else:
+                built = space.materialize(vector)
+                for name, tensor in self.tensors.items():
+                    tensor.copy_(built[name])
 
 
 def candidate_recipe(space: Any, vector: Sequence[float], search: dict[str, Any]) -> dict[str, Any]:
@@ -331,32 +460,27 @@ class CandidateSlot:
 
     ``point(vector)`` makes the member stand for that candidate (its cache identity becomes the
     candidate's recipe); the weights are built and copied into the member's own resident model
-    only when the pool actually has to generate, and only when they changed.
+    only when the pool actually has to generate, and only when they changed.  That model's
+    weights are re-pointed at one flat tensor the first time (``ResidentWeights``), so loading a
+    candidate is one matrix-vector product into it (or one copy).
     """
 
-    def __init__(
-        self,
-        pool: Any,
-        name: str,
-        space: Any,
-        search: dict[str, Any],
-        like: ModelConfig,
-        build: Callable[[Sequence[float]], dict[str, Any]] | None = None,
-    ) -> None:
+    def __init__(self, pool: Any, name: str, space: Any, search: dict[str, Any], like: ModelConfig) -> None:
         self.pool = pool
         self.name = name
         self.space = space
         self.search = search
         self.like = like
-        self.build = build or space.materialize
         self.vector: list[float] = []
         self.recipe: dict[str, Any] = {}
-        self._loaded: tuple[int, str] | None = None
+        self._key = ""
+        self._resident: weakref.WeakKeyDictionary[Any, tuple[ResidentWeights, str]] = weakref.WeakKeyDictionary()
         self.swaps = 0
 
     def point(self, vector: Sequence[float]) -> str:
         self.vector = [float(v) for v in vector]
         self.recipe = candidate_recipe(self.space, self.vector, self.search)
+        self._key = cache_key(**self.recipe)
         config = ModelConfig(
             name=self.name, path=self.space.template, backend=self.like.backend, system_prompt=self.like.system_prompt
         )
@@ -368,14 +492,13 @@ class CandidateSlot:
 
         if not isinstance(loaded.handle, HFModel):
             raise MocoError(f"models.{self.like.name}.backend: weight search needs the hf backend")
-        token = (id(loaded.handle), cache_key(**self.recipe))
-        if self._loaded == token:
+        model = loaded.handle.model
+        entry = self._resident.get(model)
+        if entry is not None and entry[1] == self._key:
             return
-        weights = self.build(self.vector)
-        result = loaded.handle.model.load_state_dict(weights, strict=False)
-        if result.unexpected_keys:
-            raise MocoError(f"weight search: tensor {result.unexpected_keys[0]!r} is not in {self.space.template}")
-        self._loaded = token
+        weights = entry[0] if entry is not None else ResidentWeights(model, self.space.shapes, self.space.template)
+        weights.load(self.space, self.vector)
+        self._resident[model] = (weights, self._key)
         self.swaps += 1
 
     def release(self) -> None:
@@ -407,7 +530,7 @@ def write_candidate(space: Any, weights: dict[str, Any], recipe: dict[str, Any],
             if file.is_file() and _config_file(file.name):
                 shutil.copy2(file, partial / file.name)
         torch_dtype = _torch_dtype(dtype)
-        tensors = {k: v.detach().to(torch_dtype, copy=True).contiguous() for k, v in weights.items()}
+        tensors = {k: v.detach().to(torch_dtype).contiguous() for k, v in weights.items()}
         save_file(tensors, str(partial / "model.safetensors"), metadata={"format": "pt"})
         (partial / IDENTITY_FILE).write_text(json.dumps(recipe, indent=2, sort_keys=True), encoding="utf-8")
         shutil.rmtree(target, ignore_errors=True)

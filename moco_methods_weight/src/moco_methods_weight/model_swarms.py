@@ -3,8 +3,9 @@
 Every position the swarm visits is a linear combination of the members' weights (the update only
 adds and scales), so the search runs PSO on coefficient vectors and builds a candidate's tensors
 from the members only when it is scored: each candidate is exactly the PSO update applied to its
-parents' tensors, and memory stays at n state dicts, one buffer and one resident model.  LoRA
-members (adapters over one base) are combined on their A and B factors the same way.
+parents' tensors, built by one matrix-vector product straight into the one resident model, and
+memory stays at n state dicts plus that model.  LoRA members (adapters over one base) are
+combined on their A and B factors the same way.
 """
 
 from __future__ import annotations

@@ -54,9 +54,9 @@ class WeightSearch:
     def finish(self, vector: Sequence[float], name: str) -> str:
         """Write the chosen candidate as a folder, add it to the pool as ``name`` and return ``name``."""
         self.slot.point(vector)
+        self.slot.release()  # free the resident candidate before the buffer the folder is written from
         weights = self.space.materialize(self.slot.vector)
         folder = write_candidate(self.space, weights, self.slot.recipe, self.ctx.pool.dtype())
-        self.slot.release()
         self.ctx.metrics["model_path"] = folder
         self.ctx.metrics["search_evaluations"] = len(self.evaluated)
         return add_model(self.ctx, name, folder, self.like)
