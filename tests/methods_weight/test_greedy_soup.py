@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from moco_core.cache import GenerationCache
 from moco_core.config import HardwareConfig, ModelConfig
-from moco_core.merging import merge_output_dir, merge_recipe
 from moco_core.method import MethodContext
 from moco_core.models import IDENTITY_FILE
 from moco_core.plugins import get_plugin_manager, get_registry
 from moco_core.pool import ModelPool
 from moco_core.registry import NoParams, ScorerSpec
-from moco_core.types import Dataset, Example, GenerationSettings, MergeJob
-from moco_methods_weight.greedy_soup import GreedySoup, soup_name
+from moco_core.types import Dataset, Example, GenerationSettings
+from moco_methods_weight.greedy_soup import GreedySoup, soup_name, uniform_weights
 
 pytestmark = pytest.mark.slow
+CANDIDATE = "greedy_soup:candidate"
 
 
 def _examples(count: int) -> list[Example]:
@@ -57,8 +60,16 @@ def _context(paths: list[Path], work_dir: Path, dev_scores: dict[str, float]) ->
         answered.append(name)
         return real_answer(name, examples, logprobs)
 
+    def score(examples, outputs):
+        name = answered[-1]
+        if name == CANDIDATE:  # the in-memory soup being tried: named by the members it averages
+            vector = ctx.method.search.slot.vector
+            name = frozenset(n for n, w in zip("abc", vector, strict=True) if w > 0)
+        return [scores[name]] * len(outputs)
+
+    scores = {(frozenset(k[5:-1].split("+")) if k.startswith("soup(") else k): v for k, v in dev_scores.items()}
     ctx.answer = answer
-    ctx.score = lambda examples, outputs: [dev_scores[answered[-1]]] * len(outputs)
+    ctx.score = score
     return ctx, answered
 
 
@@ -74,7 +85,7 @@ def test_keeps_a_candidate_only_when_dev_does_not_drop(tiny_pool_paths, tmp_path
     kept, dropped = soup_name(["b", "a"]), soup_name(["b", "a", "c"])
     scores = {"a": 0.5, "b": 0.75, "c": 0.25, kept: 0.75, dropped: 0.625}
     ctx, answered = _context(tiny_pool_paths, tmp_path, scores)
-    method = GreedySoup(ctx)
+    method = ctx.method = GreedySoup(ctx)
 
     method.prepare()
     predictions = method.predict(ctx.dataset.test)
@@ -93,17 +104,20 @@ def test_keeps_a_candidate_only_when_dev_does_not_drop(tiny_pool_paths, tmp_path
     assert all(p.extras == {"soup": ["b", "a"]} for p in predictions)
 
     folder = Path(ctx.metrics["soup_model_path"])
-    assert (folder / IDENTITY_FILE).is_file()
-    paths = [str(tiny_pool_paths[1]), str(tiny_pool_paths[0])]
-    job = MergeJob(models=paths, output_dir="", weights=[0.5, 0.5], dtype="float32")
-    assert folder == merge_output_dir(merge_recipe(job))
+    recipe = json.loads((folder / IDENTITY_FILE).read_text())
+    assert recipe["search"]["method"] == "greedy_soup" and recipe["weights"] == uniform_weights(["a", "b", "c"], ["b", "a"])
     assert folder.parent == fresh_cache_dir / "merges"
+    assert not list(folder.parent.glob("*partial*")) and len(list(folder.parent.iterdir())) == 1, "only the final soup"
+    soup = load_file(str(folder / "model.safetensors"))
+    inputs = [load_file(str(next(Path(p).glob("*.safetensors")))) for p in tiny_pool_paths[:2]]
+    for key, tensor in soup.items():
+        assert torch.allclose(tensor, (inputs[0][key] + inputs[1][key]) / 2, atol=1e-6), key
 
 
 def test_a_soup_of_one_answers_with_the_best_model(tiny_pool_paths, tmp_path, fresh_cache_dir):
     scores = {"a": 0.25, "b": 0.75, "c": 0.5, soup_name(["b", "c"]): 0.5, soup_name(["b", "a"]): 0.125}
     ctx, answered = _context(tiny_pool_paths, tmp_path, scores)
-    method = GreedySoup(ctx)
+    method = ctx.method = GreedySoup(ctx)
 
     method.prepare()
     predictions = method.predict(ctx.dataset.test)

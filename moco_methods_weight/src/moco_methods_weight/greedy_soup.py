@@ -2,18 +2,21 @@
 
 Models are tried best dev score first; a candidate joins the soup only if the averaged model
 scores at least as well on dev as the soup without it, so the soup is never worse on dev than
-the single best model.  Merges go through the ``moco_merge`` hook into content-addressed
-folders, so a resumed or repeated run reuses both the merges and their cached generations.
+the single best model.  Every tried soup is built in memory into one resident model (the weight
+search engine) and scored through the pool's cached generation; only the final soup is written,
+keyed by its recipe, so a resumed or repeated run reuses it and its cached answers.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from moco_core.config import ModelConfig
-from moco_core.merging import merge_output_dir, merge_recipe
 from moco_core.method import Method, MethodContext
-from moco_core.types import Example, MergeJob, Prediction
+from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan
+from moco_core.weight_space import LinearSpace
+from moco_methods_weight.inputs import check_inputs, members
+from moco_methods_weight.search import WeightSearch
 
 
 def soup_name(members: list[str]) -> str:
@@ -21,60 +24,50 @@ def soup_name(members: list[str]) -> str:
     return f"soup({'+'.join(members)})"
 
 
+def uniform_weights(names: list[str], soup: list[str]) -> list[float]:
+    """Weights over ``names`` (the pool order): 1/|soup| on the soup's members, 0 elsewhere."""
+    return [1.0 / len(soup) if name in soup else 0.0 for name in names]
+
+
 class GreedySoup(Method):
     """Builds the soup on dev in ``prepare``; the final soup model answers the test split."""
 
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
+        check_inputs(members(ctx), ctx.pool.names)
         self.soup: list[str] = []
         self.soup_model = ""
+        self.search: WeightSearch | None = None
 
-    def _dev_score(self, name: str) -> float:
-        dev = self.ctx.dataset.dev
-        scores = self.ctx.score(dev, [g.text for g in self.ctx.answer(name, dev)])
-        return sum(scores) / len(scores) if scores else 0.0
-
-    def _merge(self, members: list[str]) -> str:
-        """Merge ``members`` uniformly, add the result to the pool and return its pool name."""
-        pool = self.ctx.pool
-        job = MergeJob(
-            models=[pool.resolved_path(m) for m in members],
-            output_dir="",
-            method="linear",
-            weights=[1.0 / len(members)] * len(members),
-            dtype=pool.dtype(),
-        )
-        job.output_dir = str(merge_output_dir(merge_recipe(job)))
-        folder = self.ctx.merge(job)
-        lead = pool.config(members[0])
-        name = soup_name(members)
-        pool.add(ModelConfig(name=name, path=folder, backend=lead.backend, system_prompt=lead.system_prompt))
-        return name
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        check_inputs(plan.config.models, [m.name for m in plan.config.models])
 
     def prepare(self) -> None:
+        pool = self.ctx.pool
+        names = list(pool.names)
         ranking = self.ctx.dev_ranking()
-        dev_scores = self.ctx.dev_scores()
-        self.soup = [ranking[0]]
-        self.soup_model = ranking[0]
-        best = dev_scores[ranking[0]]
+        best = self.ctx.dev_scores()[ranking[0]]
+        self.soup, self.soup_model = [ranking[0]], ranking[0]
         history: list[dict[str, Any]] = [
             {"candidate": ranking[0], "members": list(self.soup), "dev_score": best, "accepted": True}
         ]
+        space = LinearSpace([pool.resolved_path(n) for n in names], pool.dtype())
+        self.search = WeightSearch(self.ctx, space, "greedy_soup", {}, like=ranking[0])
         for candidate in ranking[1:]:
-            members = [*self.soup, candidate]
-            merged = self._merge(members)
-            score = self._dev_score(merged)
+            tried = [*self.soup, candidate]
+            score = self.search.score(uniform_weights(names, tried))
             accepted = score >= best
-            history.append({"candidate": candidate, "members": members, "dev_score": score, "accepted": accepted})
+            history.append({"candidate": candidate, "members": tried, "dev_score": score, "accepted": accepted})
             if accepted:
-                if self.soup_model != self.soup[0]:
-                    self.ctx.pool.remove(self.soup_model)
-                self.soup, self.soup_model, best = members, merged, score
-            else:
-                self.ctx.pool.remove(merged)
+                self.soup, best = tried, score
+        if len(self.soup) > 1:
+            self.soup_model = self.search.finish(uniform_weights(names, self.soup), soup_name(self.soup))
+        else:
+            self.search.slot.release()
         self.ctx.metrics["soup"] = list(self.soup)
         self.ctx.metrics["soup_model"] = self.soup_model
-        self.ctx.metrics["soup_model_path"] = self.ctx.pool.resolved_path(self.soup_model)
+        self.ctx.metrics["soup_model_path"] = pool.resolved_path(self.soup_model)
         self.ctx.metrics["soup_dev_score"] = best
         self.ctx.metrics["soup_history"] = history
 
