@@ -4,18 +4,25 @@ Every row (prompt) has one continuation text that any model may extend.  Each mo
 own KV cache over its own prompt plus its own tokenization of that text.  When a model is asked
 for its next-token distribution, the text written since it last looked is re-encoded in its
 tokenizer and compared with the tokens already in its cache: the common prefix stays, tokens
-that no longer match (a word another model finished, so it tokenizes differently) are masked
-out of the cache, and only the new tokens are fed.  The prefix is never recomputed, yet the
+that no longer match (a word another model finished, so it tokenizes differently) are dropped
+from the cache, and only the new tokens are fed.  The prefix is never recomputed, yet the
 cache always equals what a model re-reading the whole text would see.  Re-encoding starts at
 the last clean boundary before the change (the start of the pre-token that holds the last
-committed token), so tokenisation work per step is a word, not the whole text.
+committed token), so tokenisation work per step is a word, not the whole text; models with
+the same tokenizer (by content) share their encodings, so a text is encoded once for them all.
+
+Where it can (plain dynamic layers, sdpa or eager attention) a model's cache is a row cache
+(``row_cache``): each row's tokens in its own run of columns, fed as slots of one token, so a
+row that catches up on many tokens pads no other row.  Elsewhere every row gets the same new
+columns, masked where it has no tokens, and the masked-out columns are dropped once they make
+up most of the cache.
 
 A ``policy`` decides, each step and for each unfinished row, which model writes the next token
 and from which distribution; it asks the view for any model's distribution (or last hidden
 state) of any rows, at the shared text or at a lookahead text, and may also commit a whole
 text it drafted.  Tokens are drawn with the hf backend's per-row seeding, so a row's text never
 depends on its batch neighbours.  A row stops at its writer's EOS or after ``max_new_tokens``
-generated tokens.  Masked-out cache columns are dropped once they make up most of the cache.
+generated tokens.
 """
 
 from __future__ import annotations
@@ -25,14 +32,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from transformers.cache_utils import DynamicLayer
 
 from moco_core.backends.hf import HFModel, RowSeededSampler, active_adapter, eos_ids, render_prompt
 from moco_core.engines.decoding import _ModelStream, load_hf_members
+from moco_core.engines.row_cache import RowCache
+from moco_core.engines.tokenizer_ops import token_decoder, tokenizer_fingerprint
 from moco_core.errors import MocoError
 from moco_core.types import GenerationSettings
 
 COMPACT_SLACK = 32
-"""Dead cache columns tolerated beyond the live ones before the cache is compacted."""
+"""Dead columns a padded cache tolerates beyond its live ones before it is compacted."""
 
 
 @dataclass
@@ -68,25 +78,37 @@ class Choice:
 class _TextStream(_ModelStream):
     """A model's cache over prompt + its tokenization of the shared text, kept in sync lazily."""
 
-    def __init__(self, hf: HFModel, texts: Sequence[str], pad_id: int, keep_hidden: bool = False) -> None:
+    def __init__(
+        self,
+        hf: HFModel,
+        texts: Sequence[str],
+        pad_id: int,
+        keep_hidden: bool = False,
+        shared: list[Any] | None = None,
+    ) -> None:
         with active_adapter(hf):
             super().__init__(hf, texts, pad_id, keep_hidden=keep_hidden)
         count = len(texts)
         self.pad_id = pad_id
+        self.shared = shared
+        """Per row, (text, ids, boundaries) of its latest encoding, shared by the streams of models
+        with one tokenizer: a text one of them encoded is not encoded again by the others."""
         self.splits = _splits_words(hf.tokenizer)
         self.ids: list[list[int]] = [[] for _ in range(count)]
-        self.columns: list[list[int]] = [[] for _ in range(count)]
         self.boundaries: list[list[tuple[int, int]]] = [[] for _ in range(count)]
         """Per row: (token index, character offset) of every cached token that starts a pre-token."""
         self.seen: list[str] = [""] * count
-        self.row_logits: list[torch.Tensor] = [self.logits[r] for r in range(count)]
+        self.row_logits: list[torch.Tensor] = list(self.logits.unbind(0))
         self.prompt_logits = list(self.row_logits)
-        self.row_hidden: list[torch.Tensor | None] = [
-            self.hidden[r] if self.hidden is not None else None for r in range(count)
-        ]
+        self.row_hidden: list[torch.Tensor | None] = (
+            list(self.hidden.unbind(0)) if self.hidden is not None else [None] * count
+        )
         self.prompt_hidden = list(self.row_hidden)
-        self._buffers: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
-        """Per cache layer and keys/values: the layer's tensor and the wider buffer it views."""
+        self.row_cache = RowCache.over(self.cache, self.attention_mask, hf.model)
+        self.positions: list[int] = self.next_position.view(-1).tolist()
+        """Per row, the position of its next token."""
+        self.columns: list[list[int]] = [[] for _ in range(count)]
+        """Per row, without a row cache: the cache column of every cached token of the text."""
 
     def _boundary(self, row: int, changed: int) -> tuple[int, int]:
         """The last clean boundary safely before character ``changed``: (tokens kept, offset).
@@ -101,39 +123,52 @@ class _TextStream(_ModelStream):
         return before[-2] if len(before) >= 2 else (0, 0)
 
     def _encode(self, texts: list[str], offsets: list[int]) -> list[tuple[list[int], list[tuple[int, int]]]]:
-        """Per text: its token ids and pre-token boundaries (token index, offset + start), in one call."""
-        encoded = self.hf.tokenizer(texts, add_special_tokens=False)
+        """Per text: its token ids and pre-token boundaries (token index, offset + start)."""
         if not self.splits:
-            return [(list(ids), []) for ids in encoded["input_ids"]]
-        pre_tokenizer = self.hf.tokenizer.backend_tokenizer.pre_tokenizer
+            return [(list(ids), []) for ids in self.hf.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        backend = self.hf.tokenizer.backend_tokenizer
+        if backend.truncation is not None or backend.padding is not None:  # what the wrapper would reset
+            encodings = self.hf.tokenizer(texts, add_special_tokens=False).encodings
+        else:  # one text at a time: a batch call's thread pool costs more than these short texts
+            encodings = [backend.encode(text, add_special_tokens=False) for text in texts]
         results = []
-        for index, (text, offset) in enumerate(zip(texts, offsets, strict=True)):
-            starts = [start for _, (start, _) in pre_tokenizer.pre_tokenize_str(text)]
-            words = encoded.word_ids(index)
+        for encoding, text, offset in zip(encodings, texts, offsets, strict=True):
+            starts = [start for _, (start, _) in backend.pre_tokenizer.pre_tokenize_str(text)]
+            words = encoding.word_ids
             boundaries = []
             for i, word in enumerate(words):
                 if word is not None and (i == 0 or words[i - 1] != word) and word < len(starts):
                     boundaries.append((i, offset + starts[word]))
-            results.append((list(encoded["input_ids"][index]), boundaries))
+            results.append((encoding.ids, boundaries))
         return results
 
     def sync(self, rows: Sequence[int], texts: Sequence[str]) -> torch.Tensor:
         """Next-token logits of ``rows`` after their texts became ``texts``; feeds only what changed."""
-        blocks: dict[int, list[int]] = {}
-        changed: dict[int, tuple[str, int, int]] = {}
+        known: dict[int, tuple[str, list[int], list[tuple[int, int]]]] = {}
+        pending: dict[int, tuple[str, int, int]] = {}
         for row, text in zip(rows, texts, strict=True):
-            if text != self.seen[row]:
-                changed[row] = (text, *self._boundary(row, _common_prefix(self.seen[row], text)))
-        tails = [text[offset:] for text, _, offset in changed.values()]
-        encoded = self._encode(tails, [offset for _, _, offset in changed.values()]) if changed else []
-        for (row, (text, keep, _)), (new_ids, new_boundaries) in zip(changed.items(), encoded, strict=True):
-            shared = _common_prefix(self.ids[row][keep:], new_ids)
-            self.seen[row] = text
-            self.boundaries[row] = [b for b in self.boundaries[row] if b[0] < keep] + [
-                (keep + i, at) for i, at in new_boundaries
-            ]
-            keep += shared
-            new_ids = new_ids[shared:]
+            if text == self.seen[row]:
+                continue
+            record = self.shared[row] if self.shared is not None else None
+            if record is not None and record[0] == text:
+                known[row] = record
+            else:
+                pending[row] = (text, *self._boundary(row, _common_prefix(self.seen[row], text)))
+        if pending:
+            tails = [text[offset:] for text, _, offset in pending.values()]
+            encoded = self._encode(tails, [offset for _, _, offset in pending.values()])
+            for (row, (text, keep, _)), (new_ids, new_boundaries) in zip(pending.items(), encoded, strict=True):
+                boundaries = [b for b in self.boundaries[row] if b[0] < keep] + [
+                    (keep + i, at) for i, at in new_boundaries
+                ]
+                known[row] = (text, self.ids[row][:keep] + new_ids, boundaries)
+                if self.shared is not None:
+                    self.shared[row] = known[row]
+        blocks: dict[int, list[int]] = {}
+        for row, (text, ids, boundaries) in known.items():
+            keep = _common_prefix(self.ids[row], ids)
+            self.seen[row], self.boundaries[row] = text, boundaries
+            new_ids = ids[keep:]
             if not new_ids and keep == len(self.ids[row]):
                 continue
             if not new_ids and keep == 0:  # back to the bare prompt, whose logits are kept
@@ -152,14 +187,59 @@ class _TextStream(_ModelStream):
         return torch.stack([self.row_logits[r] for r in rows])
 
     def _forget(self, row: int, keep: int) -> None:
-        stale = self.columns[row][keep:]
-        if stale:
-            self.attention_mask[row, stale] = 0
-            self.next_position[row] -= len(stale)
-        del self.ids[row][keep:], self.columns[row][keep:]
+        """Drop the row's cached tokens from text token ``keep`` on."""
+        stale = len(self.ids[row]) - keep
+        if stale and self.row_cache is not None:
+            self.row_cache.length[row] -= stale
+        elif stale:
+            self.attention_mask[row, self.columns[row][keep:]] = 0
+            del self.columns[row][keep:]
+        self.positions[row] -= stale
+        del self.ids[row][keep:]
+
+    def _extend(self, blocks: dict[int, list[int]]) -> None:
+        """Feed every row's new tokens in one forward and keep the logits after each row's last."""
+        starts = {row: self.positions[row] for row in blocks}
+        for row, tokens in blocks.items():
+            self.positions[row] += len(tokens)
+        if self.row_cache is not None:
+            batch = self.row_cache.plan(blocks, starts, self.pad_id)
+            full, self.attention_mask = self.attention_mask, batch.mask
+            try:
+                logits = self._forward(batch.input_ids, batch.positions)
+            finally:
+                self.attention_mask = full
+            at = batch.last
+        else:
+            logits = self._extend_padded(blocks, starts)
+            at = {row: row for row in blocks}
+        for row, slot in at.items():
+            self.row_logits[row] = logits[slot]
+            if self.hidden is not None:
+                self.row_hidden[row] = self.hidden[slot]
+
+    def _extend_padded(self, blocks: dict[int, list[int]], starts: dict[int, int]) -> torch.Tensor:
+        """Without a row cache: every row gets the same new columns, its tokens left-padded to the
+        widest block (masked out where it has none); the next logits of every row."""
+        self._compact()
+        count, base = self.attention_mask.shape
+        width = max(len(tokens) for tokens in blocks.values())
+        input_ids, positions = [], []
+        mask = torch.zeros((count, width), dtype=self.attention_mask.dtype, device=self.hf.device)
+        for row in range(count):
+            tokens = blocks.get(row, [])
+            n, start = len(tokens), starts.get(row, 0)
+            input_ids.append([self.pad_id] * (width - n) + tokens)
+            positions.append([0] * (width - n) + list(range(start, start + n)))
+            mask[row, width - n :] = 1
+            self.columns[row].extend(range(base + width - n, base + width))
+        self.attention_mask = torch.cat([self.attention_mask, mask], dim=-1)
+        device = self.hf.device
+        return self._forward(torch.tensor(input_ids, device=device), torch.tensor(positions, device=device))
 
     def _compact(self) -> None:
-        """Drop masked-out cache columns once they are most of the cache, re-packing rows left-padded.
+        """Drop a padded cache's masked-out columns once they are most of it, re-packing rows
+        left-padded (plain dynamic layers only).
 
         Rotary positions are baked into the cached keys, so moving a column changes nothing but
         the memory and time attention spends on dead entries.
@@ -167,7 +247,7 @@ class _TextStream(_ModelStream):
         live = self.attention_mask.bool()
         total, width = live.shape[1], int(live.sum(-1).max())
         layers = getattr(self.cache, "layers", [])
-        if total < 2 * width + COMPACT_SLACK or not layers or any(type(x).__name__ != "DynamicLayer" for x in layers):
+        if total < 2 * width + COMPACT_SLACK or not layers or any(type(x) is not DynamicLayer for x in layers):
             return
         index = torch.sort(live.int(), dim=-1, stable=True).indices[:, total - width :]
         for layer in layers:
@@ -177,90 +257,6 @@ class _TextStream(_ModelStream):
         self.attention_mask = live.gather(1, index).to(self.attention_mask.dtype)
         for row, columns in enumerate(self.columns):
             self.columns[row] = list(range(width - len(columns), width))
-
-    def _extend(self, blocks: dict[int, list[int]]) -> None:
-        """Append each row's new tokens (left-padded to one width; other rows all padding).
-
-        With a plain dynamic cache only the rows that have tokens go through the model.
-        """
-        self._compact()
-        count, base = self.attention_mask.shape
-        width = max(len(tokens) for tokens in blocks.values())
-        rows = sorted(blocks)
-        layers = getattr(self.cache, "layers", [])
-        subset = len(rows) < count and layers and all(type(x).__name__ == "DynamicLayer" for x in layers)
-        fed = rows if subset else range(count)
-        next_position = self.next_position.squeeze(-1).tolist()
-        input_ids, positions = [], []
-        mask = [[0] * width for _ in range(count)]
-        for row in fed:
-            tokens = blocks.get(row, [])
-            n, start = len(tokens), next_position[row]
-            input_ids.append([self.pad_id] * (width - n) + tokens)
-            positions.append([0] * (width - n) + list(range(start, start + n)))
-        for row, tokens in blocks.items():
-            n = len(tokens)
-            mask[row][width - n :] = [1] * n
-            self.columns[row].extend(range(base + width - n, base + width))
-            next_position[row] += n
-        device = self.hf.device
-        self.next_position = torch.tensor(next_position, dtype=self.next_position.dtype, device=device)[:, None]
-        mask_tensor = torch.tensor(mask, dtype=self.attention_mask.dtype, device=device)
-        self.attention_mask = torch.cat([self.attention_mask, mask_tensor], dim=-1)
-        ids_tensor = torch.tensor(input_ids, dtype=torch.long, device=device)
-        positions_tensor = torch.tensor(positions, dtype=torch.long, device=device)
-        if subset:
-            logits = self._forward_rows(rows, ids_tensor, positions_tensor)
-            at = {row: i for i, row in enumerate(rows)}
-        else:
-            with active_adapter(self.hf):
-                logits = self._forward(ids_tensor, positions_tensor)
-            at = {row: row for row in rows}
-        for row in rows:
-            self.row_logits[row] = logits[at[row]]
-            if self.hidden is not None:
-                self.row_hidden[row] = self.hidden[at[row]]
-
-    def _forward_rows(self, rows: list[int], input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """Forward only ``rows`` (``input_ids`` and ``positions`` hold theirs alone): each cache layer
-        is cut to those rows for the forward, then every row gets the new columns, others zeros
-        (masked out)."""
-        index = torch.tensor(rows, device=self.attention_mask.device)
-        layers = self.cache.layers
-        full = [(layer.keys, layer.values) for layer in layers]
-        mask = self.attention_mask
-        for layer, (keys, values) in zip(layers, full, strict=True):
-            layer.keys, layer.values = keys.index_select(0, index), values.index_select(0, index)
-        self.attention_mask = mask.index_select(0, index)
-        try:
-            with active_adapter(self.hf):
-                logits = self._forward(input_ids, positions)
-        finally:
-            self.attention_mask = mask
-        total, width = mask.shape[1], input_ids.shape[1]
-        for slot, (layer, (keys, values)) in enumerate(zip(layers, full, strict=True)):
-            grown = []
-            for kind, old, sub in ((0, keys, layer.keys), (1, values, layer.values)):
-                tensor = self._grow((slot, kind), old, total)
-                tensor[:, :, total - width :].index_copy_(0, index, sub[:, :, total - width :])
-                grown.append(tensor)
-            layer.keys, layer.values = grown
-        return logits
-
-    def _grow(self, slot: tuple[int, int], tensor: torch.Tensor, total: int) -> torch.Tensor:
-        """``tensor`` (batch, heads, columns, dim) widened to ``total`` columns, the new ones zeros.
-
-        The result is a view into a zero-filled buffer with room to spare, so while the cache
-        keeps growing a step writes only its new columns instead of copying the whole cache.
-        """
-        view, buffer = self._buffers.get(slot, (None, None))
-        if view is not tensor or buffer is None or buffer.shape[2] < total:
-            shape = (tensor.shape[0], tensor.shape[1], total + max(COMPACT_SLACK, total // 2), tensor.shape[3])
-            buffer = tensor.new_zeros(shape)
-            buffer[:, :, : tensor.shape[2]] = tensor
-        view = buffer[:, :, :total]
-        self._buffers[slot] = (view, buffer)
-        return view
 
 
 def _common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
@@ -383,6 +379,7 @@ class TextExchangeBatch:
         self.generated = [0] * len(rows)
         self.tokens_by_model = [[0] * len(self.models) for _ in rows]
         self.stop_ids = [eos_ids(m) for m in self.models]
+        self.decoders = [token_decoder(m.tokenizer) for m in self.models]
         self.settings = settings
         self.generators = RowSeededSampler(seeds, settings.temperature, settings.top_p).generators
 
@@ -407,7 +404,7 @@ class TextExchangeBatch:
         span = spans[-1]
         before = self.texts[position][: len(self.texts[position]) - len(span.text)]
         previous = span.text
-        decoded = self.models[model].tokenizer.decode(self.span_ids[position], skip_special_tokens=True)
+        decoded = self.decoders[model](self.span_ids[position])
         span.text = self.span_prefix[position] + decoded
         span.tokens += 1
         self.texts[position] = before + span.text
@@ -445,6 +442,8 @@ class TextExchangeDecoder:
         self.models = list(models)
         self.batch_size = batch_size
         self.hidden_states = set(hidden_states)
+        self.share_encodings = True
+        """Whether models with one tokenizer share their encodings (False: each encodes for itself)."""
 
     def render(self, prompts: Sequence[str], system_prompts: Sequence[str | None]) -> list[list[str]]:
         """Each model's chat-rendered prompts, with that model's own system prompt."""
@@ -489,11 +488,17 @@ class TextExchangeDecoder:
         return [r for r in results if r is not None]
 
     def streams(self, prompts: list[list[str]]) -> list[Any]:
-        """One stream per model over its rendered prompts; anything with ``sync(rows, texts) -> logits``."""
-        return [
-            _TextStream(m, texts, _pad_id(m), keep_hidden=i in self.hidden_states)
-            for i, (m, texts) in enumerate(zip(self.models, prompts, strict=True))
-        ]
+        """One stream per model over its rendered prompts; anything with ``sync(rows, texts) -> logits``.
+
+        Models with the same tokenizer (same content) share their encodings of the text.
+        """
+        shared: dict[str, list[Any]] = {}
+        streams = []
+        for i, (model, texts) in enumerate(zip(self.models, prompts, strict=True)):
+            key = tokenizer_fingerprint(model.tokenizer) if self.share_encodings else str(i)
+            records = shared.setdefault(key, [None] * len(texts))
+            streams.append(_TextStream(model, texts, _pad_id(model), i in self.hidden_states, records))
+        return streams
 
     def _decode_batch(
         self,

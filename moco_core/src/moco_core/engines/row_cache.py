@@ -1,0 +1,158 @@
+"""A KV cache that gives every row its own run of columns, for engines that feed rows unevenly.
+
+The text exchange feeds each row only the tokens its text gained, often a few for one row and
+one or none for the others.  A cache that appends the same columns to every row pads all rows
+to the widest block, and the padding piles up as masked-out columns.  Here row r's prompt fills
+columns ``start[r]`` up to the prompt width (prompts are left-padded) and its later tokens go
+right after its own last one, so forgetting a row's last tokens only moves its ``length`` back
+and nothing is ever padded into the cache.
+
+A forward is a batch of slots, each a run of one row's new tokens: a row's block is cut into
+runs of one width, so a row with many new tokens takes several slots instead of padding every
+other row to its length.  Each layer writes every slot's keys and values into its row's columns
+before attention reads them, so a run sees the runs of its row before it; the 4D mask lets each
+token see its row's columns up to its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers.cache_utils import DynamicLayer
+
+SPARE_COLUMNS = 32
+"""Columns the buffers get beyond what they need when they grow (or half again, if more)."""
+
+SLOTS = 64
+"""Most slots (batch entries) of one forward, unless it feeds more rows than that."""
+
+_MASK_POSITIONED = frozenset({"bloom", "mpt"})
+"""Model types that derive positions (ALiBi biases) from a 2D attention mask: no row cache."""
+
+
+@dataclass
+class Slots:
+    """One forward over a row cache: per slot a run of one row's new tokens, left-padded."""
+
+    input_ids: torch.Tensor
+    positions: torch.Tensor
+    mask: torch.Tensor
+    last: dict[int, int]
+    """Per row, the slot that holds its last new token (the slot's last position)."""
+
+
+class RowCache:
+    """Every row's cached tokens in one run of columns of its own, ``[start, length)``, over the
+    plain dynamic cache of a prompt forward (whose layers it replaces)."""
+
+    def __init__(self, cache: Any, attention_mask: torch.Tensor, additive: torch.dtype | None) -> None:
+        count, prompt = attention_mask.shape
+        self.device = attention_mask.device
+        self.additive = additive
+        self.start = (prompt - attention_mask.sum(-1)).tolist()
+        self.length = [prompt] * count
+        self.layers = [RowLayer(layer.keys, layer.values) for layer in cache.layers]
+        cache.layers = self.layers
+
+    @classmethod
+    def over(cls, cache: Any, attention_mask: torch.Tensor, model: Any) -> RowCache | None:
+        """A row cache over ``cache`` (after a prompt forward with ``attention_mask``), or None where
+        it cannot serve: layers other than plain dynamic ones (sliding windows), attention other
+        than sdpa or eager (no 4D masks), positions taken from a 2D mask."""
+        layers = getattr(cache, "layers", [])
+        config = model.config
+        attention = getattr(config, "_attn_implementation", None)
+        plain = layers and all(type(x) is DynamicLayer and x.is_initialized for x in layers)
+        if attention not in ("sdpa", "eager") or not plain:
+            return None
+        if getattr(config, "alibi", False) or getattr(config, "model_type", "") in _MASK_POSITIONED:
+            return None
+        return cls(cache, attention_mask, layers[0].keys.dtype if attention == "eager" else None)
+
+    def plan(self, blocks: dict[int, list[int]], positions: dict[int, int], pad_id: int) -> Slots:
+        """The slots that feed ``blocks`` (row -> new tokens, whose positions start at
+        ``positions[row]``), with every layer set to write them after each row's last token.
+
+        The run width is the narrowest that needs at most ``SLOTS`` slots (at least one per row);
+        a row's first run takes the remainder, left-padded.  Padding writes to columns just past
+        the row's new end (unused) and attends to its own column only.
+        """
+        total_tokens = sum(len(tokens) for tokens in blocks.values())
+        width = max(1, -(-total_tokens // max(SLOTS, len(blocks))))
+        while sum(-(-len(tokens) // width) for tokens in blocks.values()) > max(SLOTS, len(blocks)):
+            width += 1
+        rows: list[int] = []
+        ids: list[int] = []
+        places: list[int] = []
+        targets: list[int] = []
+        lows: list[int] = []
+        last: dict[int, int] = {}
+        for row, tokens in blocks.items():
+            length, n, start = self.length[row], len(tokens), positions[row]
+            pads = -n % width
+            free = range(length + n, length + n + pads)
+            ids += [pad_id] * pads + tokens
+            places += [0] * pads + list(range(start, start + n))
+            targets += [*free, *range(length, length + n)]
+            lows += [*free, *[self.start[row]] * n]
+            rows += [row] * ((pads + n) // width)
+            last[row] = len(rows) - 1
+            self.length[row] += n
+        total = max(targets) + 1
+        device = self.device
+        index = torch.tensor(rows, device=device)
+        input_ids, position_ids, target, low = torch.tensor([ids, places, targets, lows], device=device).view(
+            4, -1, width
+        )
+        every = rows == list(range(len(self.length)))
+        for layer in self.layers:
+            layer.plan(None if every else index, index, target, total)
+        columns = torch.arange(total, device=device)
+        mask = (columns >= low[:, None, :, None]) & (columns <= target[:, None, :, None])
+        if self.additive is not None:
+            mask = torch.zeros(mask.shape, dtype=self.additive, device=device).masked_fill_(
+                ~mask, torch.finfo(self.additive).min
+            )
+        return Slots(input_ids, position_ids, mask, last)
+
+
+class RowLayer(DynamicLayer):
+    """A dynamic cache layer that writes each slot's new keys and values to the columns its row
+    cache planned, in a buffer with spare columns; a forward sees its slots' rows only."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        super().__init__()
+        self.is_initialized = True
+        self.device = keys.device
+        self.key_buffer, self.value_buffer = keys, values
+        self.keys, self.values = keys, values
+        self.select: torch.Tensor | None = None
+        self.index = self.target = torch.empty((0, 1), dtype=torch.long, device=keys.device)
+        """Set by ``plan`` before every forward: the slots' rows and the columns they write."""
+        self.total = keys.shape[2]
+
+    def plan(self, select: torch.Tensor | None, index: torch.Tensor, target: torch.Tensor, total: int) -> None:
+        """Slots are rows ``index`` (``select``: the same, or None when they are all rows in order),
+        writing to columns ``target`` (slot, position); the forward reads ``total`` columns."""
+        self.select, self.index, self.target, self.total = select, index[:, None], target, total
+        if total > self.key_buffer.shape[2]:
+            self.key_buffer = _widened(self.key_buffer, total + max(SPARE_COLUMNS, total // 2))
+            self.value_buffer = _widened(self.value_buffer, self.key_buffer.shape[2])
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple:
+        self.key_buffer[self.index, :, self.target] = key_states.transpose(1, 2)
+        self.value_buffer[self.index, :, self.target] = value_states.transpose(1, 2)
+        self.keys = self.key_buffer[:, :, : self.total]
+        self.values = self.value_buffer[:, :, : self.total]
+        if self.select is None:
+            return self.keys, self.values
+        return self.keys.index_select(0, self.select), self.values.index_select(0, self.select)
+
+
+def _widened(tensor: torch.Tensor, columns: int) -> torch.Tensor:
+    """``tensor`` (batch, heads, columns, dim) copied into a zero-filled one ``columns`` wide."""
+    wide = tensor.new_zeros((tensor.shape[0], tensor.shape[1], columns, tensor.shape[3]))
+    wide[:, :, : tensor.shape[2]] = tensor
+    return wide
