@@ -13,12 +13,14 @@ Then fusion of two models (uniform weights, probability space): (f) two models s
 tokenizer through the joint decoder, (g) the same pair through the union-vocabulary decoder
 (the alignment layer's own cost), (h) the first model with a model of another tokenizer
 through the union vocabulary, and the byte level (exact next-byte distributions, Phan et al.
-2024): (i) on the same pair, (j) across the two tokenizers.  Their outputs differ, so each is
-credited with the tokens its texts take in the first model's tokenizer (and bytes/s is shown).
+2024): (i) on the same pair, (j) across the two tokenizers, (k) the first model with a
+SentencePiece-style model (a "\u2581" marker before the text, byte fallback).  Their outputs
+differ, so each is credited with the tokens its texts take in the first model's tokenizer (and
+bytes/s is shown).
 
     python benchmarks/bench_generation.py                       # tiny random models, CPU
     python benchmarks/bench_generation.py --model PATH --device cuda --prompts 256 \
-        --partner PATH_SAME_TOKENIZER --other PATH_OTHER_TOKENIZER
+        --partner PATH_SAME_TOKENIZER --other PATH_OTHER_TOKENIZER --sentencepiece PATH_LLAMA2_LIKE
 """
 
 from __future__ import annotations
@@ -122,10 +124,11 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"])
     parser.add_argument("--partner", help="fusion partner sharing --model's tokenizer (default: tiny, or --model)")
     parser.add_argument("--other", help="fusion partner with another tokenizer (default: a tiny random Llama)")
+    parser.add_argument("--sentencepiece", help="byte-level partner, SentencePiece-style tokenizer (default: tiny)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="moco-bench-") as scratch:
-        from moco_core.testing import build_other_tokenizer_model, build_tiny_model
+        from moco_core.testing import build_other_tokenizer_model, build_sentencepiece_model, build_tiny_model
 
         model_path = args.model
         if model_path is None:
@@ -133,6 +136,7 @@ def main() -> None:
             args.partner = args.partner or str(build_tiny_model(Path(scratch) / "tiny-1", 1, model_path))
         args.partner = args.partner or model_path
         args.other = args.other or str(build_other_tokenizer_model(Path(scratch) / "other"))
+        args.sentencepiece = args.sentencepiece or str(build_sentencepiece_model(Path(scratch) / "sentencepiece"))
         run(args, model_path, Path(scratch))
         run_fusion(args, model_path)
 
@@ -140,7 +144,7 @@ def main() -> None:
 def run_fusion(args: argparse.Namespace, model_path: str) -> None:
     """Tokens/s of uniform fusion: shared tokenizer, the union layer on it, and across tokenizers."""
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=0.0, top_p=1.0, seed=0)
-    paths = {"a": model_path, "b": args.partner, "c": args.other}
+    paths = {"a": model_path, "b": args.partner, "c": args.other, "d": args.sentencepiece}
     pool = ModelPool(
         [ModelConfig(name=n, path=p) for n, p in paths.items()],
         hardware=HardwareConfig(device=args.device, dtype=args.dtype),
@@ -164,6 +168,7 @@ def run_fusion(args: argparse.Namespace, model_path: str) -> None:
         ("(h) union vocabulary, two tokenizers", AlignedJointDecoder([handles["a"], handles["c"]], args.batch_size)),
         ("(i) byte level, same pair", ByteJointDecoder([handles["a"], handles["b"]], args.batch_size)),
         ("(j) byte level, two tokenizers", ByteJointDecoder([handles["a"], handles["c"]], args.batch_size)),
+        ("(k) byte level, with SentencePiece-style", ByteJointDecoder([handles["a"], handles["d"]], args.batch_size)),
     ]
     results = []
     for label, decoder in decoders:
@@ -176,7 +181,10 @@ def run_fusion(args: argparse.Namespace, model_path: str) -> None:
         tokens = sum(len(handles["a"].tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
         size = sum(len(t.encode("utf-8")) for t in texts)
         results.append((label, texts, tokens / seconds, seconds, passes, size / seconds))
-    print(f"fusion of {model_path} with {args.partner} (same tokenizer) and {args.other} (another tokenizer)")
+    print(
+        f"fusion of {model_path} with {args.partner} (same tokenizer), {args.other} (another tokenizer) "
+        f"and {args.sentencepiece} (SentencePiece-style)"
+    )
     for label, _, rate, seconds, passes, byte_rate in results:
         print(
             f"  {label:<40} {rate:>12.1f} tokens/s {byte_rate:>12.1f} bytes/s  {seconds:8.3f} s  "
@@ -187,6 +195,7 @@ def run_fusion(args: argparse.Namespace, model_path: str) -> None:
     print(f"cross-tokenizer/shared           {results[2][2] / results[0][2]:.3f}")
     print(f"byte level/shared, same pair     {results[3][2] / results[0][2]:.3f}  (tokens/s)")
     print(f"byte level/shared, two tokenizers {results[4][2] / results[0][2]:.3f}  (tokens/s)")
+    print(f"byte level/shared, SentencePiece  {results[5][2] / results[0][2]:.3f}  (tokens/s)")
 
 
 def run(args: argparse.Namespace, model_path: str, scratch: Path) -> None:

@@ -1,5 +1,6 @@
-"""Byte-level joint decoding (vocabulary: byte): exact next-byte probabilities, all weight on one
-model, peaked models, batch independence, the CLI across tokenizers and the plan-time refusals."""
+"""Byte-level joint decoding (vocabulary: byte): exact next-byte probabilities (byte-level BPE and
+SentencePiece-style tokenizers with a dummy prefix and byte fallback), all weight on one model,
+peaked models, batch independence, the CLI across tokenizers and the plan-time refusals."""
 
 from __future__ import annotations
 
@@ -18,13 +19,19 @@ from moco_core.cache import GenerationCache
 from moco_core.cli import app
 from moco_core.config import HardwareConfig, ModelConfig
 from moco_core.engines.byte_level import STOP_SYMBOL, ByteJointDecoder, ByteTrie
-from moco_core.engines.byte_spelling import spelling_problem
+from moco_core.engines.byte_spelling import Spelling, spelling_problem
+from moco_core.engines.vocab_alignment import STOP
 from moco_core.errors import MocoError
 from moco_core.method import MethodContext
 from moco_core.plugins import get_plugin_manager, get_registry
 from moco_core.pool import ModelPool
 from moco_core.registry import ScorerSpec
-from moco_core.testing import SPECIAL_TOKENS, assert_one_line_error, build_other_tokenizer_model
+from moco_core.testing import (
+    SPECIAL_TOKENS,
+    assert_one_line_error,
+    build_other_tokenizer_model,
+    build_sentencepiece_model,
+)
 from moco_core.types import Dataset, Example, GenerationSettings
 from moco_methods_logit.joint import check_vocabulary
 from moco_methods_logit.logit_fusion import LogitFusion
@@ -50,6 +57,30 @@ def micro_model(tmp_path_factory) -> Path:
     )
 
 
+@pytest.fixture(scope="session")
+def sentencepiece_model(tmp_path_factory) -> Path:
+    """A tiny Llama over a SentencePiece-style BPE: a "\u2581" marker before the text, byte fallback."""
+    return build_sentencepiece_model(tmp_path_factory.mktemp("sentencepiece") / "model")
+
+
+LEGACY_NORMALIZER = {
+    "type": "Sequence",
+    "normalizers": [
+        {"type": "Prepend", "prepend": "\u2581"},
+        {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
+    ],
+}
+"""Llama 2's own form of the dummy prefix: the marker prepended by a normalizer, no pre-tokenizer."""
+
+
+@pytest.fixture(scope="session")
+def legacy_sentencepiece_model(sentencepiece_model, tmp_path_factory) -> Path:
+    def edit(content: dict) -> None:
+        content.update(normalizer=LEGACY_NORMALIZER, pre_tokenizer=None)
+
+    return edited_tokenizer(sentencepiece_model, tmp_path_factory.mktemp("legacy") / "model", edit)
+
+
 def sharpened(source: Path, folder: Path, factor: float = 10.0) -> Path:
     """A copy of ``source`` with its output layer scaled, so its next-token distributions are peaked."""
     from transformers import AutoModelForCausalLM
@@ -63,9 +94,9 @@ def sharpened(source: Path, folder: Path, factor: float = 10.0) -> Path:
 
 
 @pytest.fixture(scope="session")
-def peaked_paths(tiny_pool_paths, other_tokenizer_model, tmp_path_factory) -> list[Path]:
+def peaked_paths(tiny_pool_paths, other_tokenizer_model, sentencepiece_model, tmp_path_factory) -> list[Path]:
     root = tmp_path_factory.mktemp("peaked")
-    sources = [tiny_pool_paths[0], tiny_pool_paths[1], other_tokenizer_model]
+    sources = [tiny_pool_paths[0], tiny_pool_paths[1], other_tokenizer_model, sentencepiece_model]
     return [sharpened(p, root / f"p{i}") for i, p in enumerate(sources)]
 
 
@@ -109,61 +140,63 @@ def test_the_trie_ranges_are_the_tokens_with_each_prefix(micro_model):
     assert trie.longest_match(b"the mat") == [tokenizer.convert_tokens_to_ids(t) for t in ["the", "Ġmat"]]
 
 
-def restricted_encoding(tokenizer, trie: ByteTrie, data: bytes) -> list[int]:
-    """The covers' rule for the tokens before the last: the tokenizer's encoding of the longest valid
-    UTF-8 prefix, then longest-match tokens of a character cut short."""
+def restricted_encoding(spelling: Spelling, trie: ByteTrie, data: bytes) -> list[int]:
+    """The covers' rule for the tokens before the last (``data`` a prefix of a model's stream): the
+    marker-free encoding of the longest valid UTF-8 prefix, then longest-match tokens of a character
+    cut short."""
     try:
         data.decode("utf-8")
         valid = len(data)
     except UnicodeDecodeError as error:
         valid = error.start
     text = data[:valid].decode("utf-8")
-    leading = tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True) if text else []
-    return leading + trie.longest_match(data[valid:])
+    return (spelling.encode(text) if text else []) + trie.longest_match(data[valid:])
 
 
-def brute_force(model, tokenizer, trie: ByteTrie, prompt: list[int], data: bytes, end: bool = False) -> float:
-    """P(data) as the sum over every covering token sequence whose leading tokens follow the rule,
-    each scored by a fresh forward pass of the whole sequence (no cache); with ``end``, P(data, EOS)."""
+def brute_force(model, spelling: Spelling, trie: ByteTrie, prompt: list[int], data: bytes, end: bool = False) -> float:
+    """P(data) as the sum, over the split points j of the model's stream of data (its marker, if any,
+    then data), of the probability of the rule's leading tokens for the stream's first j bytes (when
+    they spell them) times that of a next token starting with the rest; each scored by a fresh forward
+    pass of the whole sequence (no cache).  With ``end``, P(data, EOS)."""
     vocab = [(i, key) for i, key in enumerate(trie.bytes_of) if i in set(trie.order.tolist())]
-
-    def segmentations(rest: bytes):
-        if not rest:
-            yield []
-            return
-        for token, key in vocab:
-            if rest.startswith(key):
-                for tail in segmentations(rest[len(key) :]):
-                    yield [token, *tail]
-
+    stream = spelling.stream(data)
+    eos = trie.bytes_of.index(STOP)
     total = 0.0
-    for split in range(len(data) + 1 if end else len(data)):
-        for leading in segmentations(data[:split]):
-            if leading != restricted_encoding(tokenizer, trie, data[:split]):
-                continue
-            with torch.no_grad():
-                logits = model(torch.tensor([prompt + leading])).logits[0].double().log_softmax(-1)
-            log_prob = sum(float(logits[len(prompt) - 1 + k, t]) for k, t in enumerate(leading))
-            last = logits[-1].exp()
-            if end:
-                total += math.exp(log_prob) * float(last[tokenizer.eos_token_id]) if split == len(data) else 0.0
-            else:
-                total += math.exp(log_prob) * sum(float(last[t]) for t, key in vocab if key.startswith(data[split:]))
+    for split in [len(stream)] if end else range(len(stream)):
+        leading = restricted_encoding(spelling, trie, stream[:split])
+        if b"".join(trie.bytes_of[t] for t in leading) != stream[:split]:
+            continue
+        with torch.no_grad():
+            logits = model(torch.tensor([prompt + leading])).logits[0].double().log_softmax(-1)
+        log_prob = sum(float(logits[len(prompt) - 1 + k, t]) for k, t in enumerate(leading))
+        last = logits[-1].exp()
+        if end:
+            total += math.exp(log_prob) * float(last[eos])
+        else:
+            total += math.exp(log_prob) * sum(float(last[t]) for t, key in vocab if key.startswith(stream[split:]))
     return total
 
 
+@pytest.mark.parametrize("kind", ["byte_bpe", "sentencepiece", "legacy_sentencepiece"])
 @torch.inference_mode()
-def test_next_byte_probabilities_multiply_to_the_sum_over_covers(micro_model):
+def test_next_byte_probabilities_multiply_to_the_sum_over_covers(
+    micro_model, sentencepiece_model, legacy_sentencepiece_model, kind
+):
     """Strings with multi-byte tokens (' the', ' cat'), a prefix ending inside a token (' c' of ' cat'),
-    a commit half-way, and a two-byte character the vocabulary splits ('é' = c3 a9)."""
+    a commit half-way, a two-byte character the vocabulary splits ('\u00e9' = c3 a9; byte-fallback
+    tokens in the SentencePiece vocabulary) and, there, the marker before the first byte (a text
+    with and without a leading space, and 'H', which only a byte token spells), with the marker
+    prepended by the pre-tokenizer (Metaspace) or, as in Llama 2, by a normalizer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(micro_model)
-    model = AutoModelForCausalLM.from_pretrained(micro_model, dtype=torch.float64).eval()
+    path = {"byte_bpe": micro_model, "sentencepiece": sentencepiece_model}.get(kind, legacy_sentencepiece_model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float64).eval()
     decoder = ByteJointDecoder([HFModel(model=model, tokenizer=tokenizer, device=torch.device("cpu"))])
-    trie = decoder.tries[0]
-    targets = [b" the c", b"at the ma", "a\u00e9 t".encode()]
-    prompts = decoder.render(["Say it:", "Another prompt", "And a third one here"], [None])[0]
+    trie, spelling = decoder.tries[0], decoder.spellings[0]
+    assert spelling.lead == (b"" if kind == "byte_bpe" else b" ")
+    targets = [b" the c", b"at the ma", "a\u00e9 t".encode(), b"He at"]
+    prompts = decoder.render(["Say it:", "Another prompt", "And a third one here", "A fourth"], [None])[0]
     stream = decoder.streams([prompts])[0]
     text = [b""] * len(targets)
     done = [False] * len(targets)
@@ -177,13 +210,13 @@ def test_next_byte_probabilities_multiply_to_the_sum_over_covers(micro_model):
             assert known[r]
             prompt = tokenizer(prompts[r], add_special_tokens=False)["input_ids"]
             if len(text[r]) == len(target):
-                expected = brute_force(model, tokenizer, trie, prompt, target, end=True)
+                expected = brute_force(model, spelling, trie, prompt, target, end=True)
                 assert math.exp(products[r] + float(ratios[r, STOP_SYMBOL])) == pytest.approx(expected, rel=1e-6)
                 done[r] = True
                 continue
             products[r] += float(ratios[r, target[len(text[r])]])
             text[r] += target[len(text[r]) : len(text[r]) + 1]
-            expected = brute_force(model, tokenizer, trie, prompt, text[r])
+            expected = brute_force(model, spelling, trie, prompt, text[r])
             assert math.exp(products[r]) == pytest.approx(expected, rel=1e-6), text[r]
         if all(done):
             break
@@ -238,14 +271,16 @@ def test_a_model_that_cannot_spell_the_text_is_re_anchored_and_goes_on(tiny_pool
 
 
 @pytest.mark.parametrize("settings", [GREEDY, SAMPLED])
-@pytest.mark.parametrize("pair", ["shared", "cross", "cross_reversed"])
+@pytest.mark.parametrize("pair", ["shared", "cross", "cross_reversed", "sentencepiece", "sentencepiece_partner"])
 def test_all_weight_on_one_model_is_its_own_byte_decoding(
-    tiny_pool_paths, other_tokenizer_model, tmp_path, settings, pair
+    tiny_pool_paths, other_tokenizer_model, sentencepiece_model, tmp_path, settings, pair
 ):
     paths = {
         "shared": [tiny_pool_paths[0], tiny_pool_paths[1]],
         "cross": [tiny_pool_paths[0], other_tokenizer_model],
         "cross_reversed": [other_tokenizer_model, tiny_pool_paths[0]],
+        "sentencepiece": [sentencepiece_model, other_tokenizer_model],
+        "sentencepiece_partner": [tiny_pool_paths[0], sentencepiece_model],
     }[pair]
     ctx = context(paths, tmp_path, settings, weights=[1.0, 0.0], vocabulary="byte")
     fused = [p.output for p in LogitFusion(ctx).predict(EXAMPLES)]
@@ -255,13 +290,14 @@ def test_all_weight_on_one_model_is_its_own_byte_decoding(
     assert any(fused)
 
 
-@pytest.mark.parametrize("partner", [1, 2])
+@pytest.mark.parametrize("partner", [1, 2, 3])
 def test_on_peaked_models_byte_greedy_is_the_models_own_greedy_text(peaked_paths, tmp_path, partner):
     """Byte-greedy picks the most likely next byte summed over tokens, so it can leave the token-greedy
     path of a flat model; a peaked model's greedy tokens carry nearly all the mass of their bytes, and
     there the byte mode with weights (1, 0) writes exactly the model's own greedy text (shared and
-    other tokenizer partners alike)."""
-    ctx = context([peaked_paths[0], peaked_paths[partner]], tmp_path, GREEDY, weights=[1.0, 0.0], vocabulary="byte")
+    other tokenizer partners alike, SentencePiece-style too)."""
+    paths = [peaked_paths[0], peaked_paths[partner]]
+    ctx = context(paths, tmp_path, GREEDY, weights=[1.0, 0.0], vocabulary="byte")
     fused = [p.output for p in LogitFusion(ctx).predict(EXAMPLES)]
     assert fused == [g.text for g in ctx.pool.generate("m0", QUESTIONS, GREEDY)]
     assert all(fused)
@@ -313,47 +349,97 @@ def test_runs_through_the_cli_across_tokenizers(
     assert metrics["score"]["count"] == 1
 
 
-@pytest.fixture(scope="session")
-def prefix_space_model(tiny_pool_paths, tmp_path_factory) -> Path:
-    """The tiny model with a tokenizer that prepends a space to every text it encodes."""
-    folder = tmp_path_factory.mktemp("prefix") / "model"
-    shutil.copytree(tiny_pool_paths[1], folder)
+def test_a_sentencepiece_model_runs_through_the_cli_with_a_byte_level_bpe_model(
+    tiny_pool_paths, sentencepiece_model, tmp_path, fresh_cache_dir
+):
+    if "multiple_choice" not in get_registry().scorers:
+        pytest.skip("moco-evals is not installed")
+    params = {"vocabulary": "byte", "space": "prob", "weights": [1, 1]}
+    body = run_config(tmp_path, [sentencepiece_model, tiny_pool_paths[0]], "logit_fusion", params)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(body))
+    assert CliRunner().invoke(app, ["validate", str(tmp_path / "c.yaml")]).exit_code == 0
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["score"]["count"] == 1
+
+
+def edited_tokenizer(source: Path, folder: Path, edit) -> Path:
+    """A copy of the model at ``source`` whose ``tokenizer.json`` content ``edit`` changed."""
+    shutil.copytree(source, folder)
     content = json.loads((folder / "tokenizer.json").read_text())
-    content["pre_tokenizer"]["add_prefix_space"] = True
+    edit(content)
     (folder / "tokenizer.json").write_text(json.dumps(content))
     return folder
 
 
-def test_a_tokenizer_that_does_not_spell_its_text_is_refused_before_loading(
-    tiny_pool_paths, prefix_space_model, tmp_path
-):
-    body = run_config(tmp_path, [tiny_pool_paths[0], prefix_space_model], "logit_fusion", {"vocabulary": "byte"})
+def test_a_tokenizer_that_does_not_spell_its_text_is_refused_before_loading(tiny_pool_paths, tmp_path):
+    lowercasing = edited_tokenizer(
+        tiny_pool_paths[1], tmp_path / "lower", lambda c: c.update(normalizer={"type": "Lowercase"})
+    )
+    body = run_config(tmp_path, [tiny_pool_paths[0], lowercasing], "logit_fusion", {"vocabulary": "byte"})
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(body))
     result = CliRunner().invoke(app, ["validate", str(tmp_path / "c.yaml")])
-    assert_one_line_error(result, "models[1].path: logit_fusion with params.vocabulary: byte", "prepends a space")
+    assert_one_line_error(result, "models[1].path: logit_fusion with params.vocabulary: byte", "Lowercase")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model, tokenizer = (
-        AutoModelForCausalLM.from_pretrained(prefix_space_model),
-        AutoTokenizer.from_pretrained(prefix_space_model),
-    )
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(lowercasing), AutoTokenizer.from_pretrained(lowercasing)
     loaded = HFModel(model=model, tokenizer=tokenizer, device=torch.device("cpu"))
     with pytest.raises(MocoError, match=r"^params.vocabulary: byte re-encodes text, .* \(pool model 0\)$"):
         ByteJointDecoder([loaded])
 
 
-def test_spelling_rules_and_byte_pools_in_either_space(tiny_pool_paths, other_tokenizer_model):
+@torch.inference_mode()
+def test_a_byte_level_bpe_with_a_prefix_space_reads_its_text_after_the_space(tiny_pool_paths, tmp_path):
+    """``add_prefix_space`` is the byte-level BPE's dummy prefix: the model's stream of a text is a space
+    then the text, so its next-byte probabilities after a text are those of the same model without
+    the prefix after a space and the text (before the first byte: up to the factor P(space))."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = edited_tokenizer(
+        tiny_pool_paths[1], tmp_path / "prefix", lambda c: c["pre_tokenizer"].update(add_prefix_space=True)
+    )
+    model = AutoModelForCausalLM.from_pretrained(path)
+    prefixed, plain = (
+        ByteJointDecoder([HFModel(model, AutoTokenizer.from_pretrained(p), torch.device("cpu"))])
+        for p in (path, tiny_pool_paths[1])
+    )
+    assert prefixed.spellings[0].lead == b" " and plain.spellings[0].lead == b""
+    assert check_vocabulary("logit_fusion", [ModelConfig(name="p", path=str(path))], "byte", "prob") is None
+    prompts = [["<|im_start|>"]]  # no text: a prefix space would change the prompt's tokens
+    streams = [prefixed.streams(prompts)[0], plain.streams(prompts)[0]]
+    assert torch.equal(streams[0].stream.logits, streams[1].stream.logits)
+    target, done = b"the cat is", [False]
+    for size in range(len(target) + 1):
+        texts = [[target[:size]], [b" " + target[:size]]]
+        if size == 0:
+            streams[1].open_covers([b""], done)
+            streams[1].append(texts[1], done)
+        ratios = []
+        for stream, text in zip(streams, texts, strict=True):
+            stream.open_covers(text, done)
+            ratios.append(stream.log_ratios(text, done)[0][0])
+        if size == 0:
+            ratios = [r[:256] - torch.logsumexp(r[:256], dim=0) for r in ratios]
+        assert torch.allclose(ratios[0], ratios[1], atol=1e-9), target[:size]
+        if size < len(target):
+            for stream, text in zip(streams, texts, strict=True):
+                stream.append([text[0] + target[size : size + 1]], done)
+
+
+def test_spelling_rules_and_byte_pools_in_either_space(tiny_pool_paths, other_tokenizer_model, sentencepiece_model):
     assert "WordPiece" in spelling_problem({"model": {"type": "WordPiece"}})
     metaspace = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first"}
-    assert "prepends" in spelling_problem({"model": {"type": "BPE"}, "pre_tokenizer": metaspace})
-    nested = {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"}, {"type": "NFC"}]}
-    assert "prepends" in spelling_problem({"model": {"type": "BPE"}, "normalizer": nested})
-    assert (
-        spelling_problem({"model": {"type": "BPE"}, "pre_tokenizer": {**metaspace, "prepend_scheme": "never"}}) is None
-    )
+    assert spelling_problem({"model": {"type": "BPE"}, "pre_tokenizer": metaspace}) is None
+    legacy = {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"}, {"type": "NFC"}]}
+    assert spelling_problem({"model": {"type": "BPE"}, "normalizer": legacy}) is None
+    nested = {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Lowercase"}]}
+    assert "lowercases" in spelling_problem({"model": {"type": "BPE"}, "normalizer": nested})
+    assert "NFKC" in spelling_problem({"model": {"type": "Unigram"}, "normalizer": {"type": "NFKC"}})
     models = [
         ModelConfig(name="a", path=str(tiny_pool_paths[0])),
         ModelConfig(name="b", path=str(other_tokenizer_model)),
+        ModelConfig(name="c", path=str(sentencepiece_model)),
     ]
     for space in ("prob", "logit"):
         check_vocabulary("logit_fusion", models, "byte", space)

@@ -151,6 +151,48 @@ def build_other_tokenizer_model(
     return _save_tiny_llama(folder, tokenizer, seed)
 
 
+def build_sentencepiece_model(
+    folder: str | Path,
+    seed: int = 11,
+    vocab_size: int = 360,
+    corpus: Sequence[str] = CORPUS,
+    prepend_scheme: str = "first",
+    repeats: int = 4,
+) -> Path:
+    """A tiny Llama over a SentencePiece-style tokenizer, as Llama 2 and Mistral 7B have.
+
+    A BPE over "\u2581"-marked words (a Metaspace pre-tokenizer that prepends the marker to a
+    text, ``prepend_scheme``) with byte fallback: the 256 ``<0xNN>`` tokens spell what the
+    merges do not; its decoder drops the leading space again.  ``vocab_size`` counts the
+    special tokens (``SPECIAL_TOKENS``, ids 0-3) and the byte tokens (ids 4-259).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    metaspace = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme=prepend_scheme)
+    trained = Tokenizer(models.BPE(unk_token="<unk>"))
+    trained.pre_tokenizer = metaspace
+    size = vocab_size - 256 - len(SPECIAL_TOKENS)
+    trainer = trainers.BpeTrainer(vocab_size=size, special_tokens=[], show_progress=False)
+    trained.train_from_iterator(list(corpus) * repeats, trainer=trainer)
+    content = json.loads(trained.to_str())["model"]
+    pieces = sorted(content["vocab"], key=content["vocab"].get)
+    vocab = {n: i for i, n in enumerate([*SPECIAL_TOKENS, *(f"<0x{b:02X}>" for b in range(256)), *pieces])}
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in content["merges"]]
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True))
+    tokenizer.pre_tokenizer = metaspace
+    tokenizer.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    names = {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "pad_token": "<pad>", "unk_token": "<unk>"}
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, **names)
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(folder)
+    return _save_tiny_llama(folder, fast, seed)
+
+
 def build_tiny_pool(root: str | Path, count: int = 3) -> list[Path]:
     """``count`` tiny models with different weights and one shared tokenizer."""
     root = Path(root)

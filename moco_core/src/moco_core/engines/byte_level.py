@@ -33,6 +33,14 @@ probability of the text is 0: a byte its vocabulary cannot spell, a text its tok
 read back byte for byte) is re-anchored at the text's end: its tokenizer's own reading of the
 text since its last commit enters its cache and its covers start again from there.  A model
 that gives every next symbol probability 0 states no preference (a uniform distribution).
+
+A tokenizer that prepends a marker space to every text (SentencePiece's dummy prefix, as in
+Llama 2 and Mistral 7B; ``byte_spelling``) spells a text x as its *stream* " " + x, and its
+decoder drops that space again.  Such a model's probability of x is the above for its stream
+(the empty text's stream is empty): covers split the stream anywhere, the marker included, so
+before the first byte a row has two covers, no tokens (its last token must start with the
+marker and the byte) and the marker's own tokens ("\u2581"); and the text since a commit is
+re-encoded by a copy of the tokenizer that prepends nothing.
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ from typing import Any
 import torch
 
 from moco_core.backends.hf import HFModel, RowSeededSampler, active_adapter, eos_ids
-from moco_core.engines.byte_spelling import encode_problem
+from moco_core.engines.byte_spelling import Spelling, spelling_of
 from moco_core.engines.decoding import Combine, DecodeStep, JointDecoder, StepHook, _ModelStream, load_hf_members
 from moco_core.engines.vocab_alignment import token_bytes
 from moco_core.errors import MocoError
@@ -57,7 +65,7 @@ SYMBOLS = 257
 """The 256 byte values and the stop symbol (index 256)."""
 STOP_SYMBOL = 256
 CACHED_PREFIXES = 65536
-FLUSH_AFTER = 8
+FLUSH_AFTER = 2
 
 
 class ByteTrie:
@@ -108,12 +116,16 @@ class ByteTrie:
 
     def children(self, prefix: bytes) -> torch.Tensor:
         """257 positions splitting the tokens that start with ``prefix`` by their next byte."""
+        return self.bounds(prefix)[1:]
+
+    def bounds(self, prefix: bytes) -> torch.Tensor:
+        """``span(prefix)[0]`` followed by ``children(prefix)``: 258 positions, one gather's worth."""
         cached = self._children.get(prefix)
         if cached is None:
             if len(self._children) >= CACHED_PREFIXES:
                 self._children.clear()
             lo, hi = self.span(prefix)
-            bounds = [bisect.bisect_left(self.keys, prefix + bytes([b]), lo, hi) for b in range(256)] + [hi]
+            bounds = [lo] + [bisect.bisect_left(self.keys, prefix + bytes([b]), lo, hi) for b in range(256)] + [hi]
             cached = self._children[prefix] = torch.tensor(bounds, dtype=torch.long, device=self.device)
         return cached
 
@@ -149,6 +161,21 @@ def trie_for(tokenizer: Any, stop_ids: set[int], device: Any) -> ByteTrie:
     return cached[key]
 
 
+_SPELLINGS: weakref.WeakKeyDictionary[Any, Spelling | str] = weakref.WeakKeyDictionary()
+
+
+def spelling_for(tokenizer: Any, trie: ByteTrie) -> Spelling | str:
+    """``spelling_of`` the tokenizer, worked out once per loaded tokenizer (it copies the tokenizer's
+    pipeline, a fraction of a second for a large vocabulary)."""
+    try:
+        cached = _SPELLINGS.get(tokenizer)
+    except TypeError:  # a tokenizer that cannot be weakly referenced: no cache
+        return spelling_of(tokenizer, trie.bytes_of.__getitem__)
+    if cached is None:
+        cached = _SPELLINGS[tokenizer] = spelling_of(tokenizer, trie.bytes_of.__getitem__)
+    return cached
+
+
 @dataclass
 class _Cover:
     """One live split point: tokens since the last commit and the distribution after them."""
@@ -161,9 +188,11 @@ class _Cover:
     stop: float
     """Probability of an end-of-sequence token next."""
 
-    @property
-    def log_prob(self) -> float:
-        return math.fsum(self.token_log_probs)
+    log_prob: float = field(init=False)
+    """The sum of ``token_log_probs`` (kept as they change)."""
+
+    def __post_init__(self) -> None:
+        self.log_prob = math.fsum(self.token_log_probs)
 
 
 @dataclass
@@ -176,24 +205,37 @@ class _Row:
 
 
 class ByteModel:
-    """One model's side of a batch in byte mode: its KV cache over committed tokens and its covers."""
+    """One model's side of a batch in byte mode: its KV cache over committed tokens and its covers.
 
-    def __init__(self, hf: HFModel, texts: Sequence[str], pad_id: int, trie: ByteTrie, stop_ids: set[int]) -> None:
+    Its public methods take the shared texts; inside, every offset (a cover's split, a row's
+    boundary) is into the model's own stream of each text (``Spelling.stream``: the text after
+    the tokenizer's leading marker, if it has one).
+    """
+
+    def __init__(
+        self, hf: HFModel, texts: Sequence[str], pad_id: int, trie: ByteTrie, stop_ids: set[int], spelling: Spelling
+    ) -> None:
         self.hf = hf
         self.trie = trie
+        self.spelling = spelling
         self.pad_id = pad_id
-        self.stop_ids = torch.tensor(sorted(stop_ids), dtype=torch.long, device=hf.device)
         self.stream = _ModelStream(hf, texts, pad_id)
         self.stream.logits = self.stream.logits.to(hf.device)
         self.rows = [_Row() for _ in texts]
         self.width = min(len(trie.bytes_of), self.stream.logits.shape[-1])
+        self.stop_ids = torch.tensor(sorted(i for i in stop_ids if i < self.width), dtype=torch.long, device=hf.device)
         self._feeds: list[list[int]] = [[] for _ in self.rows]
+        marker = spelling.encode(spelling.lead.decode("utf-8")) if spelling.lead else []
+        spelled = b"".join(trie.bytes_of[t] for t in marker) == spelling.lead
+        self._marker: list[int] | None = marker if marker and spelled else None
+        """The tokens of the marker alone, when they spell it: a cover splits the stream after them."""
 
-    def token_count(self, row: int, length: int) -> int | None:
-        """Tokens the row's first ``length`` bytes take (committed plus their encoding since), if known."""
+    def token_count(self, row: int, text: bytes) -> int | None:
+        """Tokens the row's ``text`` takes (committed plus their encoding since), if known."""
         state = self.rows[row]
         last = state.covers[-1] if state.covers and not state.lost else None
-        return state.committed + len(last.tokens) if last is not None and last.split == length else None
+        known = last is not None and last.split == len(self.spelling.stream(text))
+        return state.committed + len(last.tokens) if known else None
 
     def open_covers(self, text: list[bytes], finished: list[bool]) -> None:
         """Add each row's cover whose earlier tokens spell its whole text.
@@ -202,12 +244,14 @@ class ByteModel:
         ``_split_commits``) and, after them, each row's other committed tokens and its tokens
         since its last commit (cropped off again).
         """
+        stream = [self.spelling.stream(t) for t in text]
         fresh: list[list[int]] = [[] for _ in self.rows]
         active = [r for r in range(len(self.rows)) if not finished[r]]
-        encoded = self._encode([text[r][self.rows[r].boundary :] for r in active])
-        opening: list[int] = []
+        encoded = self._encode([stream[r][self.rows[r].boundary :] for r in active])
+        opening: list[tuple[int, int, int]] = []
+        """(row, tokens since the last commit, split) of each new cover."""
         for r, ids in zip(active, encoded, strict=True):
-            row, data = self.rows[r], text[r]
+            row, data = self.rows[r], stream[r]
             if row.lost:  # re-anchor at the text's end on its own reading of the text since the last commit
                 ids = ids if ids is not None else self._reading(data[row.boundary :])
                 row.lost = False
@@ -215,29 +259,38 @@ class ByteModel:
                 row.boundary = len(data)
                 row.committed += len(ids)
                 self._feeds[r].extend(ids)
-                opening.append(r)
+                opening.append((r, 0, len(data)))
             elif ids is not None:
                 fresh[r] = ids
-                opening.append(r)
+                opening.append((r, len(ids), len(data)))
+                if not data and not row.covers and self._marker is not None:  # the split after the marker
+                    fresh[r] = self._marker
+                    opening.append((r, len(self._marker), len(self.spelling.lead)))
         flush, unflushed = self._split_commits(finished)
         feeds = [before + ids for before, ids in zip(unflushed, fresh, strict=True)]
         kept, logits = self._forward(flush, feeds)
         self._feeds = unflushed
         if not opening:
             return
-        last = torch.stack([logits[r, len(feeds[r]) - 1] if feeds[r] else kept[r] for r in opening])
-        cumulative, stop = self._distributions(last)
-        token_log_probs = self._token_log_probs(kept, logits, feeds)
-        for k, r in enumerate(opening):
-            own = token_log_probs[r][len(unflushed[r]) :]
-            cover = _Cover(len(text[r]), fresh[r], own, cumulative[k], float(stop[k]))
+        ends = [len(unflushed[r]) + count for r, count, _ in opening]
+        after = torch.cat([kept.unsqueeze(1), logits], dim=1)  # [r, n]: the logits after n fed tokens
+        index = torch.tensor([[r for r, _, _ in opening], ends], device=after.device)
+        cumulative, stop = self._distributions(after[index[0], index[1]])
+        token_log_probs = self._token_log_probs(after, feeds)
+        stops = stop.tolist()
+        for k, ((r, count, split), end) in enumerate(zip(opening, ends, strict=True)):
+            own = token_log_probs[r][end - count : end]
+            cover = _Cover(split, fresh[r][:count], own, cumulative[k], stops[k])
             self.rows[r].covers.append(cover)
 
     def _split_commits(self, finished: list[bool]) -> tuple[list[list[int]], list[list[int]]]:
         """The committed tokens to keep in the cache now, and those to feed again before the fresh ones.
 
         Every unfinished row keeps the same number of tokens, so the cache gains no masked holes
-        and grows by tokens, not bytes; a row ahead by more than ``FLUSH_AFTER`` tokens flushes all.
+        and grows by tokens, not bytes; a row ahead by more than ``FLUSH_AFTER`` tokens flushes all
+        (masked holes for the others).  Tokens held back are fed again every step, so a small
+        ``FLUSH_AFTER`` keeps forward passes narrow at the price of a longer cache (2 against 8:
+        a third fewer fed tokens, the cache about 1.4x as long, on the benchmark's tiny models).
         """
         for r, done in enumerate(finished):
             if done:
@@ -256,17 +309,18 @@ class ByteModel:
             probs = torch.cat([probs, probs.new_zeros(probs.shape[0], missing)], dim=-1)
         ordered = probs[:, self.trie.order].cumsum(dim=-1)
         cumulative = torch.cat([ordered.new_zeros(ordered.shape[0], 1), ordered], dim=-1)
-        return cumulative, probs[:, self.stop_ids[self.stop_ids < self.width]].sum(dim=-1).cpu()
+        return cumulative, probs[:, self.stop_ids].sum(dim=-1).cpu()
 
-    def _token_log_probs(self, kept: torch.Tensor, logits: torch.Tensor, fresh: list[list[int]]) -> list[list[float]]:
-        """Per row, the log-probability of each of its fresh tokens given the committed ones and those before."""
-        width = max(len(f) for f in fresh)
+    def _token_log_probs(self, after: torch.Tensor, fed: list[list[int]]) -> list[list[float]]:
+        """Per row, the log-probability of each token it was fed given the committed ones and those
+        before (``after[r, n]``: the logits after the row's first n fed tokens)."""
+        width = max(len(f) for f in fed)
         if width == 0:
-            return [[] for _ in fresh]
-        before = torch.cat([kept.unsqueeze(1), logits[:, : width - 1]], dim=1)[..., : self.width]
-        targets = torch.tensor([f + [0] * (width - len(f)) for f in fresh], device=before.device)
+            return [[] for _ in fed]
+        before = after[:, :width, : self.width]
+        targets = torch.tensor([f + [0] * (width - len(f)) for f in fed], device=before.device)
         chosen = before.double().log_softmax(dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1).tolist()
-        return [values[: len(f)] for values, f in zip(chosen, fresh, strict=True)]
+        return [values[: len(f)] for values, f in zip(chosen, fed, strict=True)]
 
     def _encode(self, pending: list[bytes]) -> list[list[int] | None]:
         """Per text, the tokens before a cover's last: the tokenizer's encoding of its longest valid
@@ -280,8 +334,8 @@ class ByteModel:
             except UnicodeDecodeError as error:
                 valid.append(error.start)
         texts = [data[:n].decode("utf-8") for data, n in zip(pending, valid, strict=True)]
-        encode = self.hf.tokenizer.encode  # one call per text: batched calls spin up a thread pool
-        encoded = [encode(text, add_special_tokens=False, split_special_tokens=True) if text else [] for text in texts]
+        encode = self.spelling.encode  # one call per text: batched calls spin up a thread pool
+        encoded = [encode(text) if text else [] for text in texts]
         result: list[list[int] | None] = []
         for data, n, ids in zip(pending, valid, encoded, strict=True):
             tail = self.trie.longest_match(data[n:])
@@ -292,7 +346,7 @@ class ByteModel:
     def _reading(self, pending: bytes) -> list[int]:
         """The tokenizer's encoding of the text's whole characters, even where it does not spell them."""
         text = pending.decode("utf-8", errors="ignore")
-        return self.hf.tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True) if text else []
+        return self.spelling.encode(text) if text else []
 
     def _forward(self, commit: list[list[int]], fresh: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Feed ``commit`` (kept) then ``fresh`` (cropped off) tokens per row, both right-padded and masked.
@@ -306,29 +360,21 @@ class ByteModel:
         if kept_width + fresh_width == 0:
             return stream.logits, stream.logits.unsqueeze(1)
         device = stream.hf.device
-        kept_lengths = torch.tensor([len(f) for f in commit], device=device)
-        fresh_lengths = torch.tensor([len(f) for f in fresh], device=device)
-        input_ids = torch.tensor(
-            [
-                c + [self.pad_id] * (kept_width - len(c)) + f + [self.pad_id] * (fresh_width - len(f))
-                for c, f in zip(commit, fresh, strict=True)
-            ],
-            device=device,
-        )
-        kept_real = (torch.arange(kept_width, device=device).unsqueeze(0) < kept_lengths.unsqueeze(1)).long()
-        fresh_real = (torch.arange(fresh_width, device=device).unsqueeze(0) < fresh_lengths.unsqueeze(1)).long()
-        stream.attention_mask = torch.cat([stream.attention_mask, kept_real], dim=-1)
-        position_ids = torch.cat(
-            [
-                stream.next_position + torch.arange(kept_width, device=device).unsqueeze(0),
-                stream.next_position + kept_lengths.unsqueeze(1) + torch.arange(fresh_width, device=device),
-            ],
-            dim=-1,
-        )
+        pad = self.pad_id
+        input_ids, real, offsets = [], [], []
+        for c, f in zip(commit, fresh, strict=True):
+            input_ids.append(c + [pad] * (kept_width - len(c)) + f + [pad] * (fresh_width - len(f)))
+            real.append([1] * len(c) + [0] * (kept_width - len(c)) + [1] * len(f) + [0] * (fresh_width - len(f)))
+            offsets.append([*range(kept_width), *range(len(c), len(c) + fresh_width)])
+        input_ids = torch.tensor(input_ids, device=device)
+        real = torch.tensor(real, dtype=stream.attention_mask.dtype, device=device)
+        kept_lengths = torch.tensor([len(c) for c in commit], device=device)
+        stream.attention_mask = torch.cat([stream.attention_mask, real[:, :kept_width]], dim=-1)
+        position_ids = stream.next_position + torch.tensor(offsets, device=device)
         with active_adapter(stream.hf):
             output = stream.hf.model(
                 input_ids=input_ids,
-                attention_mask=torch.cat([stream.attention_mask, fresh_real], dim=-1),
+                attention_mask=torch.cat([stream.attention_mask, real[:, kept_width:]], dim=-1),
                 position_ids=position_ids,
                 use_cache=True,
                 **{stream._cache_argument: stream.cache},
@@ -344,43 +390,49 @@ class ByteModel:
     def log_ratios(self, text: list[bytes], finished: list[bool]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per row, log P(text + s) / P(text) for the 257 symbols s, and whether the row has a cover.
 
-        Rows without one (lost, or finished) get zeros, i.e. no preference once normalised.
+        Before a row's first byte its one cover (no tokens) is read at the tokenizer's marker: the
+        next byte b stands for the model's stream ``lead + b``.  Rows without a cover (lost, or
+        finished) get zeros, i.e. no preference once normalised.
         """
         out = torch.zeros(len(self.rows), SYMBOLS, dtype=torch.float64, device=self.hf.device)
         known = torch.zeros(len(self.rows), dtype=torch.bool)
         owners: list[int] = []
         covers: list[_Cover] = []
         suffixes: list[bytes] = []
+        at_end: list[bool] = []
         scale: list[float] = []
+        anchored: list[int] = []
+        lead = self.spelling.lead
         for r, row in enumerate(self.rows):
             if finished[r] or row.lost or not row.covers:
                 continue
-            log_probs = [c.log_prob for c in row.covers]
-            top = max(log_probs)
-            for cover, log_prob in zip(row.covers, log_probs, strict=True):
+            stream = lead + text[r] if lead and text[r] else text[r]
+            probe = stream if text[r] else lead
+            end = len(stream)
+            if end == row.boundary:
+                anchored.append(r)  # nothing spelled since the last anchor: P(text) is 1 (that cover's)
+            top = max(c.log_prob for c in row.covers)
+            for cover in row.covers:
                 owners.append(r)
                 covers.append(cover)
-                suffixes.append(text[r][cover.split :])
-                scale.append(math.exp(log_prob - top))
+                suffixes.append(probe[cover.split :])
+                at_end.append(cover.split == end)
+                scale.append(math.exp(cover.log_prob - top))
         if not covers:
             return out, known
         device = self.hf.device
         cumulative = torch.stack([c.cumulative for c in covers])
-        children = torch.stack([self.trie.children(s) for s in suffixes])
-        spans = torch.tensor([self.trie.span(s) for s in suffixes], device=device)
-        weight = torch.tensor(scale, dtype=torch.float64, device=device)
-        at_end = torch.tensor([not s for s in suffixes], device=device)
-        stop = torch.tensor([c.stop for c in covers], dtype=torch.float64, device=device)
-        mass = cumulative.gather(1, children[:, 1:]) - cumulative.gather(1, children[:, :-1])
-        covered = (cumulative.gather(1, spans[:, 1:]) - cumulative.gather(1, spans[:, :1])).squeeze(1)
-        symbols = torch.cat([mass, torch.where(at_end, stop, 0.0).unsqueeze(1)], dim=1) * weight.unsqueeze(1)
+        found = cumulative.gather(1, torch.stack([self.trie.bounds(s) for s in suffixes]))
+        scalars = torch.tensor([scale, [c.stop for c in covers], at_end], dtype=torch.float64, device=device)
+        weight, stop, ends = scalars[0], scalars[1], scalars[2].bool()
+        symbols = torch.cat([found[:, 2:] - found[:, 1:-1], torch.where(ends, stop, 0.0).unsqueeze(1)], dim=1)
         index = torch.tensor(owners, device=device)
-        numerator = torch.zeros_like(out).index_add_(0, index, symbols)
+        numerator = torch.zeros_like(out).index_add_(0, index, symbols * weight.unsqueeze(1))
+        covered = found[:, -1] - found[:, 0]
         denominator = torch.zeros(len(self.rows), dtype=torch.float64, device=device)
-        denominator.index_add_(0, index, torch.where(at_end, 0.0, covered * weight))
-        for r, row in enumerate(self.rows):  # nothing spelled since the last anchor: P(text) is that cover's
-            if r in owners and len(row.covers) == 1 and len(text[r]) == row.boundary:
-                denominator[r] = scale[owners.index(r)]
+        denominator.index_add_(0, index, torch.where(ends, 0.0, covered * weight))
+        if anchored:
+            denominator[anchored] = 1.0
         valid = (denominator > 0) & (numerator.sum(dim=1) > 0)
         out = torch.where(valid.unsqueeze(1), (numerator / denominator.unsqueeze(1)).log(), out)
         return out, valid.cpu()
@@ -391,8 +443,8 @@ class ByteModel:
         for r, row in enumerate(self.rows):
             if finished[r] or row.lost:
                 continue
-            end = len(text[r])
-            row.covers = [c for c in row.covers if self.trie.alive(text[r][c.split : end])]
+            stream = self.spelling.stream(text[r])
+            row.covers = [c for c in row.covers if self.trie.alive(stream[c.split :])]
             if not row.covers:
                 row.lost = True
                 continue
@@ -413,6 +465,7 @@ class ByteModel:
         for cover in row.covers:
             cover.tokens = cover.tokens[count:]
             cover.token_log_probs = cover.token_log_probs[count:]
+            cover.log_prob = math.fsum(cover.token_log_probs)
         self._feeds[r].extend(tokens)
 
 
@@ -424,6 +477,7 @@ class ByteJointDecoder(JointDecoder):
     member the method leans on), so with all weight on it a text has its own length budget.
     A step hook sees these 257-symbol distributions (no hidden states: a byte step has no one
     position per model).  Texts read invalid bytes as U+FFFD, as the tokenizers' own decoding does.
+    A model whose tokenizer does not spell a probe text (after at most one marker space) is refused.
     """
 
     def __init__(self, models: Sequence[HFModel], batch_size: int = 16, budget_model: int = 0) -> None:
@@ -442,17 +496,17 @@ class ByteJointDecoder(JointDecoder):
         ]
         self.pad_id = self.pads[0]
         self.tries = [trie_for(m.tokenizer, s, m.device) for m, s in zip(models, self.stops, strict=True)]
+        self.spellings: list[Spelling] = []
         for index, (model, trie) in enumerate(zip(models, self.tries, strict=True)):
-            problem = encode_problem(model.tokenizer, trie.bytes_of.__getitem__)
-            if problem is not None:
-                raise MocoError(f"params.vocabulary: byte {problem} (pool model {index})")
+            spelling = spelling_for(model.tokenizer, trie)
+            if isinstance(spelling, str):
+                raise MocoError(f"params.vocabulary: byte {spelling} (pool model {index})")
+            self.spellings.append(spelling)
 
     def streams(self, texts: list[list[str]]) -> list[ByteModel]:
         """Each model's byte-mode state over its rendered prompts ``texts[model][row]``."""
-        return [
-            ByteModel(m, t, pad, trie, stops)
-            for m, t, pad, trie, stops in zip(self.models, texts, self.pads, self.tries, self.stops, strict=True)
-        ]
+        members = zip(self.models, texts, self.pads, self.tries, self.stops, self.spellings, strict=True)
+        return [ByteModel(m, t, pad, trie, stops, spelling) for m, t, pad, trie, stops, spelling in members]
 
     def _decode_batch(
         self,
@@ -474,7 +528,7 @@ class ByteJointDecoder(JointDecoder):
             for model in models:
                 model.open_covers(generated, done)
             for r in range(len(rows)):
-                count = models[self.budget_model].token_count(r, len(generated[r]))
+                count = models[self.budget_model].token_count(r, generated[r])
                 if done[r] or count is None:
                     continue
                 if count > budget:
@@ -487,9 +541,10 @@ class ByteJointDecoder(JointDecoder):
             for model in models:
                 ratios, known = model.log_ratios(generated, done)
                 normalised = ratios - torch.logsumexp(ratios, dim=-1, keepdim=True)
-                uniform = torch.full_like(normalised, -math.log(SYMBOLS))
-                chosen = torch.where(known.to(normalised.device).unsqueeze(-1), normalised, uniform)
-                log_probs.append(chosen.to(self.device))
+                if not bool(known.all()):
+                    known = known.to(normalised.device).unsqueeze(-1)
+                    normalised = torch.where(known, normalised, torch.full_like(normalised, -math.log(SYMBOLS)))
+                log_probs.append(normalised.to(self.device))
             combined = combine(log_probs)
             if step_hook is not None:
                 finished = torch.tensor(done, device=combined.device)
