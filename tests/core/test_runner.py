@@ -144,7 +144,8 @@ def test_a_resumed_run_counts_the_compute_and_wall_time_of_every_attempt(scripte
     uninterrupted = json.loads((tmp_path / "straight" / "metrics.json").read_text())
     assert resumed["attempts"] == 2 and uninterrupted["attempts"] == 1
     assert resumed["compute"]["generations"] == uninterrupted["compute"]["generations"]
-    assert sum(resumed["compute"]["cached_generations"].values()) > 0  # the dev work re-read on resume
+    assert sum(resumed["compute"]["cached_generations"].values()) == 0, "the dev work replayed on resume is not new"
+    assert resumed["generations"] == uninterrupted["generations"]
     assert resumed["wall_time_s"] >= first["wall_time_s"]
 
 

@@ -17,6 +17,8 @@ def _status_line(cell: Any, status: Any) -> str:
         detail = f"{status.predictions} predictions so far"
     else:
         detail = ""
+    if status.state in ("partial", "pending") and status.error:
+        detail = f"{detail}; {status.error}" if detail else status.error
     return f"{status.state:<8} {cell.name}  {detail}".rstrip()
 
 

@@ -34,6 +34,11 @@ _COUNTERS = (
     "engine_tokens",
 )
 
+COMPUTE_COUNTERS = _COUNTERS
+"""The per-model counters of the ``compute`` block (each a ``{model: count}`` object)."""
+_REPLAYED = tuple(field for field in _COUNTERS if field not in ("forward_passes", "forward_tokens"))
+"""What a resumed attempt's replay of the preparation must not count twice (see ``forget_since``)."""
+
 
 class ComputeCounter:
     """Running totals per pool model name, reset per run (a shared pool serves several sweep cells)."""
@@ -107,6 +112,17 @@ class ComputeCounter:
         uncounted = state.get("uncounted")
         if isinstance(uncounted, list):
             self.uncounted.update(str(name) for name in uncounted)
+
+    def forget_since(self, state: dict[str, Any]) -> None:
+        """Drop the generations and tokens counted since ``state`` (from :meth:`state`), keeping forwards.
+
+        A resumed attempt replays the method's preparation (its dev pass), which the earlier attempt
+        already counted: counting it again would inflate what a fresh run generates. The forward
+        passes it took are this attempt's own work and stay.
+        """
+        for field in _REPLAYED:
+            found = state.get(field)
+            setattr(self, field, Counter(found if isinstance(found, dict) else {}))
 
     def to_metrics(self, untracked_cached: int = 0) -> dict[str, Any]:
         """The ``compute`` block of metrics.json.

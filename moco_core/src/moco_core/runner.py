@@ -297,9 +297,11 @@ def _earlier_attempts(path: Path) -> dict[str, Any]:
 
 
 def _record_attempts(path: Path, pool: ModelPool, wall: float, attempts: int) -> None:
-    """Compute and wall time so far (every attempt), after each written chunk, so a resumed run adds to them."""
+    """Compute, generations and wall time so far (every attempt), after each written chunk, so a resumed
+    run adds to them."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"compute": pool.compute.state(), "wall_time_s": wall, "attempts": attempts}
+    generations = {"made": pool.stats.made, "cached": pool.stats.cached}
+    state = {"compute": pool.compute.state(), "generations": generations, "wall_time_s": wall, "attempts": attempts}
     atomic_write_text(path, json.dumps(state))
 
 
@@ -359,8 +361,13 @@ def _run_locked(
         pool = pools.acquire(config, GenerationCache(enabled=use_cache), registry.backends, hook)
     attempts_file = output_dir / "work" / ATTEMPTS
     earlier = _earlier_attempts(attempts_file) if done else {}
-    if isinstance(earlier.get("compute"), dict):
+    resumed = isinstance(earlier.get("compute"), dict)
+    if resumed:
         pool.compute.absorb(earlier["compute"])
+    made = earlier.get("generations") if isinstance(earlier.get("generations"), dict) else {}
+    for key in ("made", "cached"):
+        if isinstance(made.get(key), int) and not isinstance(made.get(key), bool):
+            setattr(pool.stats, key, getattr(pool.stats, key) + made[key])
     earlier_wall = (
         float(earlier.get("wall_time_s", 0.0)) if isinstance(earlier.get("wall_time_s"), int | float) else 0.0
     )
@@ -378,7 +385,11 @@ def _run_locked(
     )
     try:
         method = plan.method.load()(ctx)
+        before = (pool.compute.state(), pool.stats.made, pool.stats.cached)
         method.prepare()
+        if resumed:  # the earlier attempt counted this preparation already
+            pool.compute.forget_since(before[0])
+            pool.stats.made, pool.stats.cached = before[1], before[2]
         chunk = _chunk_size(config)
         with _progress(len(plan.dataset.test), len(plan.dataset.test) - len(remaining)) as bar:
             for start in range(0, len(remaining), chunk):

@@ -14,6 +14,7 @@ from moco_core.report.html import image_html, page, plain_table_html, results_ht
 from moco_core.report.plots import cost_plot, scaling_plots
 from moco_core.report.routing import routing_points
 from moco_core.report.tables import csv_text, render_latex, render_markdown, render_table_csv, results_table
+from moco_core.runfiles import prepare_output_dir
 
 LEGEND = "Bold: best method; italics/underline: second; ↑: above the pool's best single model."
 EMERGENCE_HEADER = ["pool", "method", "domain", "items no single model solved", "solved by the method", "share"]
@@ -48,7 +49,7 @@ def build_report(root: str | Path, out_dir: str | Path | None = None) -> ReportF
     root = Path(root)
     cells = collect_cells(root)
     out = Path(out_dir) if out_dir else root / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(out)
     report = ReportFiles(out)
 
     def write(name: str, text: str) -> None:

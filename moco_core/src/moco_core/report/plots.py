@@ -13,6 +13,7 @@ from typing import Any
 
 from moco_core.report.collect import SINGLE, CellResult
 from moco_core.report.emergence import pool_diversity
+from moco_core.report.tables import best_single_by_dataset
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 REFERENCE = "best single model"
@@ -21,7 +22,7 @@ REFERENCE = "best single model"
 def _average(cells: list[CellResult], value: Any) -> dict[tuple[str, str], float]:
     found: dict[tuple[str, str], list[float]] = defaultdict(list)
     for cell in cells:
-        if not cell.normalize and cell.method_key != SINGLE:
+        if not cell.normalize and cell.method_key != SINGLE and not cell.is_control:
             number = value(cell)
             if number is not None:
                 found[cell.pool, cell.method].append(float(number))
@@ -51,9 +52,10 @@ def _pyplot() -> Any:
 def scaling_plots(cells: list[CellResult], out_dir: Path) -> list[Path]:
     """Score against the number of models and against pool diversity, one line per method."""
     scores = _average(cells, lambda c: c.score)
-    singles = [c for c in cells if c.method_key == SINGLE and not c.normalize]
-    for pool in {c.pool for c in singles}:
-        scores[pool, REFERENCE] = mean(c.score for c in singles if c.pool == pool)
+    for pool in {c.pool for c in cells}:  # the results table's reference row: single_model, else the dev-best
+        best = best_single_by_dataset([c for c in cells if c.pool == pool and not (c.normalize or c.is_control)])
+        if best:
+            scores[pool, REFERENCE] = mean(best.values())
     sizes = {c.pool: len(c.models) for c in cells}
     diversity = pool_diversity(cells)
     axes = [("models", "number of models in the pool", sizes), ("diversity", "pool diversity", diversity)]
@@ -68,8 +70,7 @@ def scaling_plots(cells: list[CellResult], out_dir: Path) -> list[Path]:
             points = sorted((x_of_pool[p], s) for (p, m), s in scores.items() if m == method and p in x_of_pool)
             style = {"color": "black", "linestyle": "--", "zorder": 3} if method == REFERENCE else {}
             axis.plot([x for x, _ in points], [y for _, y in points], marker="o", label=method, **style)
-        if stem == "models":
-            axis.xaxis.get_major_locator().set_params(integer=True)
+        _pool_ticks(axis, x_of_pool, "{:g}" if stem == "models" else "{:.3f}")
         axis.set_xlabel(label)
         axis.set_ylabel("mean score")
         axis.set_title(f"score vs {label}")
@@ -77,6 +78,17 @@ def scaling_plots(cells: list[CellResult], out_dir: Path) -> list[Path]:
         axis.legend(fontsize=8)
         paths += _save(figure, out_dir, f"scaling_{stem}")
     return paths
+
+
+def _pool_ticks(axis: Any, x_of_pool: dict[str, float], number: str, most: int = 8) -> None:
+    """Name the pools under their x positions, so a reader sees which point is which pool."""
+    at: dict[float, list[str]] = defaultdict(list)
+    for pool, x in x_of_pool.items():
+        at[x].append(pool)
+    if len(at) > most:  # too many to name legibly: plain number ticks
+        return
+    xs = sorted(at)
+    axis.set_xticks(xs, [f"{number.format(x)}\n{', '.join(sorted(at[x]))}" for x in xs])
 
 
 COST_VIEWS = (
@@ -127,7 +139,10 @@ def cost_plot(cells: list[CellResult], out_dir: Path) -> list[Path]:
     for axis in flat[len(views) :]:
         axis.set_visible(False)
     handles = [Line2D([], [], color=colour[m], marker="o", linestyle="", label=m) for m in methods]
-    handles += [Line2D([], [], color="grey", marker=marker[p], linestyle="", label=f"pool {p}") for p in pools]
+    handles += [
+        Line2D([], [], color="black", marker=marker[p], fillstyle="none", linestyle="", label=f"pool {p}")
+        for p in pools
+    ]
     axes[0][-1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     figure.suptitle("cost vs score (points: method x pool, averaged over datasets and seeds)")
     return _save(figure, out_dir, "cost")

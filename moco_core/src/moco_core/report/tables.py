@@ -58,7 +58,7 @@ def best_single_by_dataset(cells: list[CellResult]) -> dict[str, float]:
 
 
 def results_table(cells: list[CellResult], pool: str) -> ResultsTable:
-    in_pool = [c for c in cells if c.pool == pool]
+    in_pool = [c for c in cells if c.pool == pool and not c.is_control]
     datasets = sorted({(c.domain, c.dataset, c.normalize) for c in in_pool}, key=lambda d: (_domain_rank(d[0]), d[1]))
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for cell in in_pool:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from moco_core.config import DatasetConfig, RunConfig, parse_config, read_config_file
 from moco_core.errors import MocoError
+from moco_core.report.collect import read_run_metrics
 from moco_core.runner import CONFIG, METRICS, PREDICTIONS
 from moco_core.sweep.config import MethodAxis, PoolAxis, SweepConfig, safe_label
 
@@ -137,12 +138,24 @@ def cell_status(cell: Cell) -> CellStatus:
     directory = cell.directory
     if not _same_config(directory, cell.config):
         return CellStatus("changed", error="its directory holds a run of a different config")
-    metrics = directory / METRICS
-    if metrics.is_file():
-        return CellStatus("done", score=json.loads(metrics.read_text(encoding="utf-8"))["score"]["mean"])
-    error = directory / ERROR
-    if error.is_file():
-        return CellStatus("failed", error=json.loads(error.read_text(encoding="utf-8"))["error"])
+    damaged = None
+    if (directory / METRICS).is_file():
+        try:
+            return CellStatus("done", score=float(read_run_metrics(directory)["score"]["mean"]))
+        except MocoError as exc:
+            damaged = f"{exc}; the next sweep rewrites it from the predictions"
+    if (directory / ERROR).is_file():
+        return CellStatus("failed", error=_recorded_error(directory / ERROR))
     predictions = directory / PREDICTIONS
     count = predictions.read_bytes().count(b"\n") if predictions.is_file() else 0
-    return CellStatus("partial" if count else "pending", predictions=count)
+    return CellStatus("partial" if count else "pending", error=damaged, predictions=count)
+
+
+def _recorded_error(path: Path) -> str:
+    """The one-line error a failed cell recorded; a damaged ``error.json`` still reads as a failure."""
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"{path} is damaged (rerun with --retry-failed)"
+    error = found.get("error") if isinstance(found, dict) else None
+    return str(error) if error else f"{path} records no error (rerun with --retry-failed)"

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from moco_core.config import DatasetConfig, ModelConfig, format_validation_error, read_config_file
 from moco_core.errors import MocoError
+from moco_core.report.collect import CONTROL_LABEL
 
 AXIS_KEYS = ("method", "params", "models", "dataset", "output_dir")
 """Run-config keys that come from the axes, so a ``base`` may not set them."""
@@ -51,10 +52,6 @@ class RayConfig(_Strict):
     num_gpus: int | None = Field(default=None, ge=0, description="GPUs of a local Ray (default: all)")
     cpus_per_cell: float = Field(default=1.0, gt=0)
     gpus_per_cell: float | None = Field(default=None, ge=0, description="default: what the cell's pool needs")
-
-
-CONTROL_LABEL = "control-sc-"
-"""Label prefix of the compute-matched control cells: ``control-sc-N`` samples N answers."""
 
 
 class ControlsConfig(_Strict):
@@ -128,4 +125,4 @@ def load_sweep(path: str | Path) -> SweepConfig:
     try:
         return SweepConfig.model_validate(data)
     except ValidationError as exc:
-        raise MocoError(format_validation_error(exc, str(path))) from None
+        raise MocoError(format_validation_error(exc, str(path), SweepConfig)) from None

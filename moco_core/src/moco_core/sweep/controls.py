@@ -10,7 +10,8 @@ once: dev items x the members' tokens per generation, over the test items), all 
 group's finished cells. So N = (T - D) / tau, rounded to the nearest integer (halves up) and
 clamped to [1, max_samples]; D is 0 where a member's tokens per generation is unknown. When no
 finished cell measured tau, the N = 1 control runs first and tau comes from it; when tokens are
-not counted at all (a backend without counts), N is the method's generations per test item.
+not counted at all (a backend without counts), N is the method's generations per test item less
+the control's dev pass in generations (dev items x members, over the test items).
 Methods with the same N share one cell, ``control-sc-N``. Only finished metrics decide N, so a
 resumed sweep plans the same cells and skips the finished ones.
 """
@@ -102,12 +103,19 @@ def dev_overhead(results: list[CellResult], models: list[str]) -> float:
     return sized[0].metrics["dev_items"] * sum(rate for rate in rates if rate is not None) / sized[0].test_items
 
 
-def samples_for(result: CellResult, tau: float | None, overhead: float, max_samples: int) -> int:
+def dev_generations(results: list[CellResult], members: int) -> float:
+    """The control's dev pass in generations per test item: every member answers every dev item once."""
+    sized = [r for r in results if isinstance(r.metrics.get("dev_items"), int) and r.test_items]
+    return sized[0].metrics["dev_items"] * members / sized[0].test_items if sized else 0.0
+
+
+def samples_for(result: CellResult, tau: float | None, overhead: float, max_samples: int, dev_gens: float = 0.0) -> int:
     """N for one finished method cell: its tokens per item less the control's dev pass, over tau;
-    else its generations per item."""
+    else its generations per item less the control's dev generations (``dev_gens`` per item)."""
     tokens = result.per_item(result.tokens)
     if tokens is None or not tau:
-        return clamp(result.per_item(result.generations) or 1.0, max_samples)
+        generations = result.per_item(result.generations)
+        return clamp(generations - dev_gens if generations is not None else 1.0, max_samples)
     return clamp((tokens - overhead) / tau, max_samples)
 
 
@@ -143,11 +151,13 @@ def plan_group(sweep: SweepConfig, group: list[Cell]) -> ControlPlan:
             model = measured.metrics.get("model")
             results = [measured]
             tau = tokens_per_generation(results, str(model)) if model else None
-    overhead = dev_overhead(results, [m.name for m in methods[0].config.models]) if tau else 0.0
+    members = [m.name for m in methods[0].config.models]
+    overhead = dev_overhead(results, members) if tau else 0.0
+    dev_gens = dev_generations(list(finished.values()), len(members))
     by_samples: dict[int, list[str]] = {}
     for cell in methods:
         if cell.name in finished:
-            samples = samples_for(finished[cell.name], tau, overhead, sweep.controls.max_samples)
+            samples = samples_for(finished[cell.name], tau, overhead, sweep.controls.max_samples, dev_gens)
             by_samples.setdefault(samples, []).append(cell.method)
     if used_probe:
         by_samples.setdefault(1, [])

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from moco_core.errors import MocoError
+from moco_core.runfiles import prepare_output_dir
 from moco_core.sweep.cells import CELL_INFO, Cell, CellStatus, cell_status, expand
 from moco_core.sweep.config import CONTROL_LABEL, SweepConfig
 from moco_core.sweep.controls import check_controls, plan_group
@@ -52,18 +53,44 @@ def check_cells(cells: list[Cell]) -> None:
             raise MocoError(f"pool {cell.pool}, method {cell.method}: {exc}") from None
 
 
+def check_datasets(sweep: SweepConfig, source: str | Path) -> None:
+    """Each dataset key is registered (one line, exit 2), without loading it: a misspelled key is a config
+    error, not cells to record as failed and retry. Files are not checked: one may appear later, or
+    exist only where the cells run (Ray workers)."""
+    from moco_core.official import install_hint
+    from moco_core.plugins import get_registry
+    from moco_core.validation import suggest
+
+    known = get_registry().datasets
+    for i, dataset in enumerate(sweep.datasets):
+        if dataset.name is not None and dataset.name not in known:
+            hint = install_hint("dataset", dataset.name) or suggest(dataset.name, list(known))
+            raise MocoError(f"{source}: datasets.{i}.name: unknown dataset {dataset.name!r}{hint}")
+
+
+def refuse_changed(cells: list[Cell]) -> None:
+    """A cell whose folder holds a run of another config cannot run there (the runner refuses it), so the
+    sweep stops before any cell, in one line, rather than recording every such cell as failed."""
+    changed = [c for c in cells if cell_status(c).state == "changed"]
+    if changed:
+        raise MocoError(
+            f"{changed[0].directory}: holds a run of a different config ({len(changed)} cell(s) of this sweep "
+            "changed since they ran); set another output_dir, or delete those cell folders to rerun them"
+        )
+
+
 def select(cells: list[Cell], retry_failed: bool) -> list[Cell]:
     """Cells to run now: failed ones with ``retry_failed``, else everything neither done nor failed."""
     chosen = []
     for cell in cells:
         state = cell_status(cell).state
-        if (state == "failed") if retry_failed else state in ("pending", "partial", "changed"):
+        if (state == "failed") if retry_failed else state in ("pending", "partial"):
             chosen.append(cell)
     return chosen
 
 
 def _write_manifest(sweep: SweepConfig, directory: Path, cells: list[Cell]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(directory)
     (directory / SWEEP_FILE).write_text(yaml.safe_dump(sweep.model_dump(mode="json"), sort_keys=False))
     write_cell_info(cells)
 
@@ -90,7 +117,8 @@ def _after_line(group: list[Cell], max_samples: int) -> str:
 
 
 def _control_todo(cells: list[Cell], retry_failed: bool) -> list[Cell]:
-    runnable = ("pending", "partial", "changed", *(("failed",) if retry_failed else ()))
+    refuse_changed(cells)
+    runnable = ("pending", "partial", *(("failed",) if retry_failed else ()))
     return [c for c in cells if cell_status(c).state in runnable]
 
 
@@ -126,6 +154,7 @@ def run_sweep(
     method cells (local executor), or once every grid cell has finished (Ray).
     """
     directory = sweep.resolved_output_dir(source)
+    check_datasets(sweep, source)
     cells = expand(sweep, directory)
     check_cells(cells)
     if sweep.controls is not None:
@@ -133,6 +162,7 @@ def run_sweep(
     groups = _groups(cells)
     if dry_run:
         return _dry_run(sweep, directory, cells, groups)
+    refuse_changed(cells)
     todo = select(cells, retry_failed)
     _write_manifest(sweep, directory, cells)
     report = on_result or (lambda _cell, _status: None)

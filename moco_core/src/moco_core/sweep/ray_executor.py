@@ -7,6 +7,7 @@ see that directory. The generation cache is a path every worker must see (``cach
 
 from __future__ import annotations
 
+import socket
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -37,15 +38,48 @@ def gpus_for(cell: Cell, options: RayConfig, cluster_gpus: float) -> float:
     return float(min(need, cluster_gpus))
 
 
+def check_fits(options: RayConfig, cpus: float | None, gpus: float | None) -> None:
+    """Refuse a cell size a fixed-size Ray cannot schedule: its tasks would wait forever, not fail."""
+    if cpus is not None and options.cpus_per_cell > cpus:
+        raise MocoError(
+            f"ray.cpus_per_cell: {options.cpus_per_cell:g} CPUs per cell, but the local Ray has {cpus:g}; "
+            "lower cpus_per_cell or raise ray.num_cpus"
+        )
+    if gpus is not None and options.gpus_per_cell is not None and options.gpus_per_cell > gpus:
+        raise MocoError(
+            f"ray.gpus_per_cell: {options.gpus_per_cell:g} GPUs per cell, but the local Ray has {gpus:g}; "
+            "lower gpus_per_cell or raise ray.num_gpus"
+        )
+
+
+def check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Refuse a ``host:port`` (or ``ray://host:port``) nothing listens on: ``ray.init`` would retry for
+    minutes before failing. Other forms (``auto``) are left to Ray."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise MocoError(f"ray.address: cannot reach a Ray cluster at {address} ({exc.strerror or exc})") from None
+
+
 def _start_ray(options: RayConfig) -> tuple[Any, bool]:
     try:
         import ray
     except ImportError:
         raise MocoError("executor: ray is not installed (pip install 'moco-core[ray]')") from None
+    if options.address is None:
+        check_fits(options, options.num_cpus, options.num_gpus)
     if ray.is_initialized():
         return ray, False
     if options.address is not None:
-        ray.init(address=options.address, log_to_driver=False)
+        check_reachable(options.address)
+        try:
+            ray.init(address=options.address, log_to_driver=False)
+        except (ConnectionError, RuntimeError) as exc:  # e.g. no GCS there, or a token-authenticated cluster
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise MocoError(f"ray.address: could not join the Ray cluster at {options.address}: {first}") from None
     else:
         ray.init(num_cpus=options.num_cpus, num_gpus=options.num_gpus, include_dashboard=False, log_to_driver=False)
     return ray, True
@@ -83,6 +117,8 @@ def run_on_ray(
     try:
         task = ray.remote(run_cell_staged)
         cluster_gpus = ray.cluster_resources().get("GPU", 0)
+        if started and options.address is None:  # a cluster's autoscaler may add nodes; a local Ray is fixed
+            check_fits(options, ray.cluster_resources().get("CPU", 0), cluster_gpus)
         pending: dict[Any, Cell] = {}
 
         def submit(cell: Cell) -> None:
