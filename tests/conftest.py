@@ -60,3 +60,19 @@ def scripted_with_evals(fresh_cache_dir):
         pytest.skip("moco-evals is not installed")
     with registered_plugin(ScriptedBackendPlugin(), "scripted"):
         yield
+
+
+@pytest.fixture()
+def trainer_calls(monkeypatch) -> list[str]:
+    """The kinds of the jobs the training engine really trained (a reused job is not trained again)."""
+    from moco_core import training_run
+
+    calls: list[str] = []
+    original = training_run.run_trainer
+
+    def counted(job, *args, **kwargs):
+        calls.append(job.kind)
+        return original(job, *args, **kwargs)
+
+    monkeypatch.setattr(training_run, "run_trainer", counted)
+    return calls

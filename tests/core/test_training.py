@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
-from moco_core import training, training_run
+from moco_core import training
 from moco_core.config import HardwareConfig, ModelConfig
 from moco_core.errors import MocoError
 from moco_core.method import MethodContext
@@ -29,20 +29,6 @@ from moco_core.types import GenerationSettings, TrainingJob
 PROMPT = "what is 2 + 3?"
 TARGET = "The answer is (B)."
 GREEDY = GenerationSettings(max_new_tokens=16, temperature=0.0)
-
-
-@pytest.fixture()
-def trainer_calls(monkeypatch) -> list[str]:
-    """Every real trainer run, by job kind."""
-    calls: list[str] = []
-    original = training_run.run_trainer
-
-    def counted(job, *args, **kwargs):
-        calls.append(job.kind)
-        return original(job, *args, **kwargs)
-
-    monkeypatch.setattr(training_run, "run_trainer", counted)
-    return calls
 
 
 def sft_job(base: Path, **changes) -> TrainingJob:

@@ -56,20 +56,6 @@ def co_llm_run(api, tiny_pool_paths, params: dict, out: str):
     return api.run("co_llm", models, data, params, out=out, generation=GENERATION)
 
 
-@pytest.fixture()
-def trainer_calls(monkeypatch) -> list[str]:
-    """The kinds of the jobs the training engine really trained (not reused)."""
-    calls: list[str] = []
-    original = training_run.run_trainer
-
-    def counted(job, *args, **kwargs):
-        calls.append(job.kind)
-        return original(job, *args, **kwargs)
-
-    monkeypatch.setattr(training_run, "run_trainer", counted)
-    return calls
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("finetune", [False, True])
 def test_co_llm_trains_through_the_engine_and_reuses_its_jobs(api, tiny_pool_paths, finetune, trainer_calls):

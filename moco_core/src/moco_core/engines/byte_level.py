@@ -54,7 +54,7 @@ from typing import Any
 
 import torch
 
-from moco_core.backends.hf import HFModel, RowSeededSampler, active_adapter, eos_ids
+from moco_core.backends.hf import HFModel, RowSeededSampler, active_adapter
 from moco_core.engines.byte_spelling import Spelling, spelling_of
 from moco_core.engines.decoding import Combine, DecodeStep, JointDecoder, StepHook, _ModelStream, load_hf_members
 from moco_core.engines.vocab_alignment import token_bytes
@@ -481,20 +481,8 @@ class ByteJointDecoder(JointDecoder):
     """
 
     def __init__(self, models: Sequence[HFModel], batch_size: int = 16, budget_model: int = 0) -> None:
-        if not models:
-            raise MocoError("joint decoding needs at least one model")
-        self.models = list(models)
-        self.batch_size = batch_size
+        self._own_vocabularies(models, batch_size)
         self.budget_model = budget_model
-        self.tokenizer = models[0].tokenizer
-        self.device = models[0].device
-        self.stops = [{i for i in eos_ids(m) if i < len(m.tokenizer)} for m in models]
-        self.stop_ids = self.stops[0]
-        self.pads = [
-            m.tokenizer.pad_token_id if m.tokenizer.pad_token_id is not None else min(s, default=0)
-            for m, s in zip(models, self.stops, strict=True)
-        ]
-        self.pad_id = self.pads[0]
         self.tries = [trie_for(m.tokenizer, s, m.device) for m, s in zip(models, self.stops, strict=True)]
         self.spellings: list[Spelling] = []
         for index, (model, trie) in enumerate(zip(models, self.tries, strict=True)):

@@ -136,6 +136,22 @@ class JointDecoder:
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else min(self.stop_ids, default=0)
 
+    def _own_vocabularies(self, models: Sequence[HFModel], batch_size: int) -> None:
+        """Set-up for subclasses whose models keep their own tokenizers: stop and pad ids per model."""
+        if not models:
+            raise MocoError("joint decoding needs at least one model")
+        self.models = list(models)
+        self.batch_size = batch_size
+        self.tokenizer = models[0].tokenizer
+        self.device = models[0].device
+        self.stops = [{i for i in eos_ids(m) if i < len(m.tokenizer)} for m in models]
+        self.stop_ids = self.stops[0]
+        self.pads = [
+            m.tokenizer.pad_token_id if m.tokenizer.pad_token_id is not None else min(s, default=0)
+            for m, s in zip(models, self.stops, strict=True)
+        ]
+        self.pad_id = self.pads[0]
+
     def render(self, prompts: Sequence[str], system_prompts: Sequence[str | None]) -> list[list[str]]:
         """Each model's chat-rendered prompts, with that model's own system prompt."""
         if len(system_prompts) != len(self.models):
