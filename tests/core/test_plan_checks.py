@@ -30,6 +30,7 @@ from moco_core.validation import RunPlan
 cli = CliRunner()
 NO_DEV = "dataset: letters has no dev split, which {} needs ({})"
 DEV_BEST = "it picks the dev-best member"
+NEEDS_DEV = "dataset: letters has no dev split, which {} needs (it selects, ranks or trains on dev)"
 NOT_HF = "models[0].backend: {} trains its models, which needs backend 'hf', not 'scripted'"
 
 CASES = [
@@ -119,6 +120,48 @@ CASES = [
     ),
     ("co_llm", {"training_dataset": "nope"}, 2, 1, "params.training_dataset: unknown dataset 'nope'"),
     ("co_llm", {}, 2, 0, "dataset: co_llm trains on the dev split's gold answers"),
+    ("single_model", {}, 2, 0, NEEDS_DEV.format("single_model")),
+    ("prompt_routing", {"router": "m1"}, 2, 0, NEEDS_DEV.format("prompt_routing")),
+    ("oracle_routing", {}, 2, 0, NEEDS_DEV.format("oracle_routing")),
+    ("graph_router", {}, 2, 0, NEEDS_DEV.format("graph_router")),
+    ("graph_router", {"model_costs": [1.0]}, 2, 1, "params.model_costs: expected 2 costs (one per pool model), got 1"),
+    ("graph_router", {"model_costs": [1.0, float("inf")]}, 2, 1, "params: model_costs.1: Input should be a finite"),
+    ("graph_router", {"embedding_model": "/nonexistent/encoder"}, 2, 1, "params.embedding_model: /nonexistent/encoder"),
+    ("cascade", {}, 2, 0, "dataset: cascade sets each member's threshold from its dev confidences"),
+    ("nudging", {"gamma_search": [0.2, 0.4]}, 2, 0, "dataset: nudging's params.gamma_search picks on dev"),
+    ("nudging", {"search_nudging": True}, 3, 0, "dataset: nudging's params.search_nudging picks on dev"),
+    ("switch_generation", {"selector_model": "/nonexistent/selector"}, 2, 0, "params.selector_model: /nonexistent/"),
+    (
+        "switch_generation",
+        {"reward_model": "/nonexistent/rm"},
+        2,
+        1,
+        "params.reward_model: /nonexistent/rm: model folder",
+    ),
+    ("trained_router", {"hyperparameters": {"bogus": 1}}, 2, 1, "params.hyperparameters: bogus: unknown key"),
+    ("trained_router", {"hyperparameters": {"lora_r": "x"}}, 2, 1, "params.hyperparameters: lora_r: Input should be"),
+    ("trained_router", {"hyperparameters": {"epochs": 3}}, 2, 1, "params.hyperparameters.epochs: set params.epochs"),
+    ("trained_router", {"reward_model": "/nonexistent/rm"}, 2, 1, "params.reward_model: /nonexistent/rm: model folder"),
+    ("mentor_collab", {"mode": "mlp"}, 2, 0, "params.mlp_path: required when mode is mlp"),
+    (
+        "mentor_collab",
+        {"mode": "mlp", "mlp_path": "/nonexistent/mlp.pth"},
+        2,
+        0,
+        "params.mlp_path: /nonexistent/mlp.pth",
+    ),
+    (
+        "mentor_collab",
+        {"mlp_path": "/nonexistent/mlp.pth"},
+        2,
+        0,
+        "params.mlp_path: only used with mode mlp, not 'free'",
+    ),
+    ("logit_fusion", {"weights": [1.0]}, 2, 0, "params.weights: expected 2 weights (one per pool model), got 1"),
+    ("logit_fusion", {"weights": [0.0, 0.0]}, 2, 0, "params.weights: at least one weight must be positive"),
+    ("logit_fusion", {"weights": [float("inf"), 1.0]}, 2, 0, "params: weights.0: Input should be a finite number"),
+    ("logit_contrastive", {}, 2, 0, NEEDS_DEV.format("logit_contrastive")),
+    ("logit_contrastive", {"alpha": float("nan")}, 2, 1, "params: alpha: Input should be a finite number"),
 ]
 
 

@@ -88,4 +88,6 @@ def test_runs_on_tiny_models_and_resumes(tmp_path, fresh_cache_dir, tiny_pool_pa
     assert resumed.exit_code == 0, resumed.output
     again = [json.loads(line) for line in predictions.read_text().splitlines()]
     assert again == lines
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["generations"]["made"] == 0
+    resumed_metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert resumed_metrics["attempts"] == 2
+    assert resumed_metrics["generations"]["made"] == metrics["generations"]["made"], "the resume generated nothing"

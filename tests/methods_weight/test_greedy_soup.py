@@ -105,7 +105,8 @@ def test_keeps_a_candidate_only_when_dev_does_not_drop(tiny_pool_paths, tmp_path
 
     folder = Path(ctx.metrics["soup_model_path"])
     recipe = json.loads((folder / IDENTITY_FILE).read_text())
-    assert recipe["search"]["method"] == "greedy_soup" and recipe["weights"] == uniform_weights(["a", "b", "c"], ["b", "a"])
+    assert recipe["search"]["method"] == "greedy_soup"
+    assert recipe["weights"] == uniform_weights(["a", "b", "c"], ["b", "a"])
     assert folder.parent == fresh_cache_dir / "merges"
     assert not list(folder.parent.glob("*partial*")) and len(list(folder.parent.iterdir())) == 1, "only the final soup"
     soup = load_file(str(folder / "model.safetensors"))

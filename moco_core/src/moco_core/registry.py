@@ -46,6 +46,8 @@ class Requirements:
     local_weights: bool | None = None
     """The method needs the models' weights in this process (per-step logits, token-level switching,
     training the members), so a remote backend is refused; None derives it from level and ``trains``."""
+    dev_split: bool = False
+    """The method always selects, ranks or trains on the dev split, so data without one is refused."""
 
     def describe(self) -> str:
         parts = []
@@ -63,6 +65,8 @@ class Requirements:
             parts.append("descriptions")
         if self.needs_extractor:
             parts.append("answer extractor")
+        if self.dev_split:
+            parts.append("dev split")
         return ", ".join(parts)
 
 

@@ -78,9 +78,15 @@ def check_backend(config: RunConfig, i: int, spec: MethodSpec, backend: BackendS
             raise MocoError(f"models[{i}].backend_options: the {model.backend} backend takes no options")
         return
     try:
-        import_object(backend.options).model_validate(model.backend_options)
+        options = import_object(backend.options).model_validate(model.backend_options)
     except ValidationError as exc:
         raise MocoError(format_validation_error(exc, f"models[{i}].backend_options")) from None
+    check_path = getattr(options, "check_path", None)  # a backend's own plan-time check of the model it serves
+    if callable(check_path):
+        try:
+            check_path(model.path)
+        except MocoError as exc:
+            raise MocoError(f"models[{i}].path: {exc}") from None
 
 
 def check_pool(config: RunConfig, spec: MethodSpec, registry: Registry) -> None:
@@ -121,6 +127,16 @@ def check_pool(config: RunConfig, spec: MethodSpec, registry: Registry) -> None:
                 f"models[{second}].path: {spec.key} needs the same {label} as models[{first}], "
                 f"but {config.models[second].path} differs"
             )
+
+
+def check_model_param(field: str, path: str) -> None:
+    """Refuse a model a method parameter names (a selector, reward model, encoder) whose local folder is
+    missing, not a model, or holds damaged weights; hub ids pass (they resolve when loaded)."""
+    try:
+        check_model_path(path)
+        check_weight_files_of(path)
+    except MocoError as exc:
+        raise MocoError(f"{field}: {exc}") from None
 
 
 def check_weight_files_of(path: str) -> None:
@@ -179,6 +195,15 @@ def check_task_type(spec: MethodSpec, scorer: ScorerSpec) -> None:
         )
 
 
+def check_dev_split(spec: MethodSpec, dataset: Dataset) -> None:
+    """Refuse data without a dev split for a method that always selects, ranks or trains on dev."""
+    if spec.requirements.dev_split and not dataset.dev:
+        raise MocoError(
+            f"dataset: {dataset.name} has no dev split, which {spec.key} needs (it selects, ranks or trains "
+            "on dev); give the data a dev split"
+        )
+
+
 def check_device(device: str) -> None:
     """Refuse a device this machine does not have, before anything loads."""
     if device in ("auto", "cpu"):
@@ -228,4 +253,5 @@ def plan_run(config: RunConfig, registry: Registry) -> RunPlan:
     check_task_type(spec, scorer)
     plan = RunPlan(config, spec, params, dataset, scorer)
     check_method(plan)
+    check_dev_split(spec, dataset)
     return plan

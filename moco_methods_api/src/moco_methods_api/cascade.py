@@ -14,8 +14,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, Generation, GenerationRequest, Prediction
+from moco_core.validation import RunPlan
 from moco_methods_api.usage import UsageTally, token_count
 
 SELF_ASK = "\n\nIf you are not confident that your answer is correct, reply only with the word 'unconfident'."
@@ -34,6 +36,14 @@ def threshold(confidences: Sequence[float], defer_fraction: float) -> float:
 
 
 class Cascade(Method):
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        if plan.params.confidence == "token_prob" and not plan.dataset.dev:
+            raise MocoError(
+                "dataset: cascade sets each member's threshold from its dev confidences; give the data a dev split "
+                "(or use params.confidence: self_ask)"
+            )
+
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
         self.names = ctx.pool.names

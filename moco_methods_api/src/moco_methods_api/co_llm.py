@@ -95,6 +95,12 @@ class CoLLM(Method):
 
             if key not in get_registry().datasets:
                 raise MocoError(f"params.training_dataset: unknown dataset {key!r} (see moco list-datasets)")
+            try:
+                data = get_registry().datasets[key].load(os.environ.get("MOCO_DATA_DIR"))
+            except MocoError as exc:
+                raise MocoError(f"params.training_dataset: {exc}") from None
+            if not data.dev and not data.test:
+                raise MocoError(f"params.training_dataset: {key} has no examples to train on")
         elif not plan.dataset.dev:
             raise MocoError("dataset: co_llm trains on the dev split's gold answers; give the data a dev split")
 

@@ -23,6 +23,7 @@ from moco_core.cache import cache_key, default_cache_dir
 from moco_core.errors import MissingCapabilityError, MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan, check_model_param
 from moco_methods_api.routing import routed_predictions
 from moco_methods_api.usage import UsageTally
 
@@ -153,15 +154,22 @@ def build_gnn(in_dim: int, hidden: int) -> Any:
     return EdgePredictor()
 
 
+def check_costs(costs: list[float] | None, count: int) -> None:
+    if costs is not None and len(costs) != count:
+        raise MocoError(f"params.model_costs: expected {count} costs (one per pool model), got {len(costs)}")
+
+
 class GraphRouter(Method):
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        check_costs(plan.params.model_costs, len(plan.pool_names))
+        check_model_param("params.embedding_model", embedding_folder(plan.params.embedding_model))
+
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
         self.names = ctx.pool.names
         costs = self.params.model_costs
-        if costs is not None and len(costs) != len(self.names):
-            raise MocoError(
-                f"params.model_costs: expected {len(self.names)} costs (one per pool model), got {len(costs)}"
-            )
+        check_costs(costs, len(self.names))
         self.costs = list(costs) if costs is not None else [1.0] * len(self.names)
         if importlib.util.find_spec("torch_geometric") is None:
             raise MissingCapabilityError("graph_router needs torch-geometric: pip install 'moco-methods-api[graph]'")

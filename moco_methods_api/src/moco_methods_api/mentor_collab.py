@@ -27,8 +27,9 @@ from moco_core.backends.hf import row_seed
 from moco_core.engines.text_exchange import Choice, ExchangeView, load_text_exchange
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
-from moco_core.models import adapter_base
+from moco_core.models import adapter_base, resolve_model_path
 from moco_core.types import Example, GenerationSettings, Prediction
+from moco_core.validation import RunPlan
 from moco_methods_api.mentor_mlp import decision_text, load_classifier
 from moco_methods_api.token_level import cached_decode, exchange_result, token_predictions
 from moco_methods_api.usage import UsageTally
@@ -151,11 +152,10 @@ class MentorPolicy:
         self.log.setdefault(view.prompt_index(position), []).append(event)
 
 
-def hidden_size(ctx: MethodContext, name: str) -> int:
-    """The width of ``name``'s hidden states, from its config (nothing is loaded)."""
+def hidden_size(path: str, name: str) -> int:
+    """The width of member ``name``'s hidden states, from the config at ``path`` (nothing is loaded)."""
     from transformers import AutoConfig
 
-    path = ctx.pool.resolved_path(name)
     try:
         config = AutoConfig.from_pretrained(adapter_base(path) or path)
     except (OSError, ValueError) as exc:
@@ -167,6 +167,21 @@ def hidden_size(ctx: MethodContext, name: str) -> int:
 
 
 class MentorCollab(Method):
+    @classmethod
+    def check(cls, plan: RunPlan) -> None:
+        """The MLP judge is read and probed now (it is small), so a wrong file never waits for generation."""
+        mode, path = plan.params.mode, plan.params.mlp_path
+        if mode != "mlp":
+            if path is not None:
+                raise MocoError(f"params.mlp_path: only used with mode mlp, not {mode!r}")
+            return
+        if not path:
+            raise MocoError("params.mlp_path: required when mode is mlp (a MentorCollab MLP or TorchScript file)")
+        if not Path(path).expanduser().is_file():
+            raise MocoError(f"params.mlp_path: {Path(path).expanduser()} is not a file")
+        generator = plan.config.models[0]
+        load_classifier(path, hidden_size(resolve_model_path(generator.path), generator.name), generator.name)
+
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
         self.names = ctx.pool.names
@@ -175,7 +190,8 @@ class MentorCollab(Method):
         self.mlp_digest: str | None = None
         if self.params.mode == "mlp":
             generator = self.names[0]
-            self.classifier = load_classifier(self.params.mlp_path, hidden_size(ctx, generator), generator)
+            width = hidden_size(ctx.pool.resolved_path(generator), generator)
+            self.classifier = load_classifier(self.params.mlp_path, width, generator)
             self.mlp_digest = hashlib.sha256(Path(self.params.mlp_path).expanduser().read_bytes()).hexdigest()
 
     def predict(self, examples: list[Example]) -> list[Prediction]:

@@ -69,6 +69,11 @@ class Nudging(Method):
                 raise MocoError(f"params.{field}: {index} is not a pool index (pool has {count} models)")
         if plan.params.base_model == plan.params.nudging_model:
             raise MocoError("params.nudging_model: must differ from params.base_model")
+        searched = "gamma_search" if plan.params.gamma_search else ""
+        if plan.params.search_nudging and count > 2:
+            searched = searched or "search_nudging"
+        if searched and not plan.dataset.dev:
+            raise MocoError(f"dataset: nudging's params.{searched} picks on dev; give the data a dev split")
 
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)

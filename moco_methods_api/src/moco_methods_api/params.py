@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class PromptRoutingParams(BaseModel):
@@ -88,12 +88,6 @@ class MentorCollabParams(BaseModel):
         default=0.5, ge=0.0, le=1.0, description="keep the generator's candidate when the score (sigmoid) > this"
     )
 
-    @model_validator(mode="after")
-    def _mlp_needs_path(self) -> MentorCollabParams:
-        if self.mode == "mlp" and not self.mlp_path:
-            raise ValueError("mlp_path is required when mode is mlp")
-        return self
-
 
 class TrainedRouterParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -120,7 +114,7 @@ class GraphRouterParams(BaseModel):
     scenario: Literal["performance", "balance", "cost"] = Field(
         default="performance", description="label weights (a, b) of a*score - b*cost: (1,0), (0.5,0.5), (0.2,0.8)"
     )
-    model_costs: list[Annotated[float, Field(ge=0.0)]] | None = Field(
+    model_costs: list[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] | None = Field(
         default=None, description="cost per pool model, in pool order (default: all 1.0)"
     )
     task_description: str | None = Field(default=None, description="text of the task node (default: dataset name)")

@@ -26,7 +26,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
             level="baseline",
             implementation="moco_methods_api.single_model:SingleModel",
             summary="Every pool model alone; reports the dev-best model's answers and every model's scores.",
-            requirements=Requirements(min_models=1),
+            requirements=Requirements(min_models=1, dev_split=True),
             reference="the best-single-model baseline of every comparison",
         )
     )
@@ -37,7 +37,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
             implementation="moco_methods_api.prompt_routing:PromptRouting",
             summary="A router model reads the query and the models' descriptions and picks the model that answers.",
             params=PromptRoutingParams,
-            requirements=Requirements(min_models=2, descriptions=True),
+            requirements=Requirements(min_models=2, descriptions=True, dev_split=True),
             reference="Feng et al. 2025, When One LLM Drools, Multi-LLM Collaboration Rules (API-level routing)",
         )
     )
@@ -60,7 +60,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
                 "ORACLE upper bound, not a method: reads the test labels and gives each item to a model "
                 "that solved it (else the dev-best)."
             ),
-            requirements=Requirements(min_models=2),
+            requirements=Requirements(min_models=2, dev_split=True),
             reference="the oracle router of routing papers (an upper bound from test labels)",
         )
     )
@@ -88,7 +88,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
                 "word. Any tokenizers (the models exchange text)."
             ),
             params=NudgingParams,
-            requirements=Requirements(min_models=2),
+            requirements=Requirements(min_models=2, local_weights=True),
             reference="Fei et al. 2025, Nudging: Inference-time Alignment of LLMs via Guided Decoding",
         )
     )
@@ -102,7 +102,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
                 "rollouts unless selector_model is given). Any tokenizers."
             ),
             params=SwitchGenerationParams,
-            requirements=Requirements(min_models=2),
+            requirements=Requirements(min_models=2, local_weights=True),
             trains=True,
             reference="Feng et al. 2025, Don't Throw Away Your Pretrained Model (switch generation)",
         )
@@ -132,7 +132,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
                 "tokens to the assistant where p(defer) > threshold."
             ),
             params=CoLLMParams,
-            requirements=Requirements(min_models=2, max_models=2, same_tokenizer=True),
+            requirements=Requirements(min_models=2, max_models=2, same_tokenizer=True, local_weights=True),
             trains=True,
             reference="Shen et al. 2024, Learning to Decode Collaboratively with Multiple Language Models (Co-LLM)",
         )
@@ -148,7 +148,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
                 "two patch_size-token candidates."
             ),
             params=MentorCollabParams,
-            requirements=Requirements(min_models=2, max_models=2, same_tokenizer=True),
+            requirements=Requirements(min_models=2, max_models=2, same_tokenizer=True, local_weights=True),
             reference="MentorCollab (generator-mentor collaborative decoding)",
         )
     )
@@ -162,7 +162,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
                 "and costs, picks each test query's model."
             ),
             params=GraphRouterParams,
-            requirements=Requirements(min_models=2),
+            requirements=Requirements(min_models=2, dev_split=True),
             trains=True,
             reference="Feng et al. 2024, GraphRouter: A Graph-based Router for LLM Selections",
         )

@@ -27,7 +27,7 @@ from moco_core.engines.text_exchange import Choice, ExchangeView, load_text_exch
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, GenerationSettings, Prediction, TrainingJob
-from moco_core.validation import RunPlan
+from moco_core.validation import RunPlan, check_model_param
 from moco_methods_api.token_level import cached_decode, exchange_result, token_predictions
 from moco_methods_api.usage import UsageTally
 
@@ -89,8 +89,12 @@ class SwitchGeneration(Method):
         base = plan.params.selector_base_model
         if base is not None and base not in names:
             raise MocoError(f"params.selector_base_model: {base!r} is not a pool model (pool: {', '.join(names)})")
-        if plan.params.selector_model is None and not plan.dataset.dev:
+        if plan.params.selector_model is not None:
+            check_model_param("params.selector_model", plan.params.selector_model)
+        elif not plan.dataset.dev:
             raise MocoError("dataset: switch_generation trains its selector on dev; give the data a dev split")
+        if plan.params.reward_model is not None:
+            check_model_param("params.reward_model", plan.params.reward_model)
 
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)

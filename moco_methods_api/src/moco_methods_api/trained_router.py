@@ -16,7 +16,7 @@ from moco_core.config import ModelConfig, ScoringConfig
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, GenerationSettings, Prediction, TrainingJob
-from moco_core.validation import RunPlan
+from moco_core.validation import RunPlan, check_model_param
 from moco_methods_api.routing import routed_predictions
 from moco_methods_api.usage import UsageTally
 
@@ -51,6 +51,36 @@ def best_member(scores: list[float], tie_break: list[float] | None = None) -> in
     return tied[0]
 
 
+def check_hyperparameters(hyperparameters: dict) -> None:
+    """The router's training settings, checked as the training job will check them (epochs and lr are params)."""
+    from pydantic import ValidationError
+
+    from moco_core.config import format_validation_error
+    from moco_core.training import Hyperparameters
+
+    for key in ("epochs", "lr"):
+        if key in hyperparameters:
+            raise MocoError(f"params.hyperparameters.{key}: set params.{key} instead")
+    try:
+        Hyperparameters.model_validate(hyperparameters)
+    except ValidationError as exc:
+        raise MocoError(format_validation_error(exc, "params.hyperparameters", Hyperparameters)) from None
+
+
+def check_router_backend(plan: RunPlan, router: str) -> None:
+    """The router is LoRA-trained from its member's weights, so its backend must hold them."""
+    from moco_core.plugins import get_registry
+
+    i = plan.pool_names.index(router)
+    backend = plan.config.models[i].backend
+    spec = get_registry().backends.get(backend)
+    if spec is not None and not spec.weights:
+        raise MocoError(
+            f"models[{i}].backend: trained_router trains {router} as its router from its weights; "
+            f"the {backend} backend serves only text (set params.router_base_model to a local member)"
+        )
+
+
 class TrainedRouter(Method):
     @classmethod
     def check(cls, plan: RunPlan) -> None:
@@ -60,6 +90,10 @@ class TrainedRouter(Method):
             raise MocoError(f"params.router_base_model: {base!r} is not a pool model (pool: {', '.join(names)})")
         if not plan.dataset.dev:
             raise MocoError("dataset: trained_router labels and trains on the dev split; give the data a dev split")
+        if plan.params.reward_model is not None:
+            check_model_param("params.reward_model", plan.params.reward_model)
+        check_hyperparameters(plan.params.hyperparameters)
+        check_router_backend(plan, base or names[0])
 
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)

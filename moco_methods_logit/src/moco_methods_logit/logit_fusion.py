@@ -60,6 +60,7 @@ class LogitFusion(Method):
 
     @classmethod
     def check(cls, plan: RunPlan) -> None:
+        fusion_weights(plan.params.weights, len(plan.config.models))
         check_vocabulary("logit_fusion", plan.config.models, plan.params.vocabulary, plan.params.space)
 
     def predict(self, examples: list[Example]) -> list[Prediction]:

@@ -13,7 +13,7 @@ class LogitFusionParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    weights: list[Annotated[float, Field(ge=0.0)]] | None = Field(
+    weights: list[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] | None = Field(
         None, description="one weight per pool model, in pool order; uniform when omitted"
     )
     space: Literal["prob", "logit"] = Field(
@@ -35,7 +35,7 @@ class LogitContrastiveParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     k: int = Field(1, ge=1, description="members in the expert (top by dev score) and amateur (bottom) groups")
-    alpha: float = Field(0.2, description="strength of the contrast (the original's lambda_)")
+    alpha: float = Field(0.2, allow_inf_nan=False, description="strength of the contrast (the original's lambda_)")
     space: Literal["logit", "prob"] = Field("logit", description="contrast logits or probabilities")
     vocabulary: Literal["shared", "union", "byte"] = Field(
         "shared",

@@ -35,7 +35,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
             implementation="moco_methods_logit.logit_contrastive:LogitContrastive",
             summary="Decode from the dev-best model plus alpha x (top-k minus bottom-k) logits or probabilities.",
             params=LogitContrastiveParams,
-            requirements=Requirements(min_models=2),
+            requirements=Requirements(min_models=2, dev_split=True),
             reference=(
                 "Li et al. 2023, Contrastive Decoding: Open-ended Text Generation as Optimization, ACL 2023, "
                 "arXiv:2210.15097; vocabulary byte: Phan et al. 2024, Exact Byte-Level Probabilities from Tokenized "

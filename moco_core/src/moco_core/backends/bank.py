@@ -9,6 +9,7 @@ without one the model is listed as ``uncounted`` in the run's ``compute`` metric
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,29 @@ from moco_core.errors import MocoError
 from moco_core.types import Generation, GenerationRequest, GenerationSettings
 
 
+@functools.lru_cache(maxsize=4)
+def _read_bank(path: str, size: int, mtime_ns: int) -> dict[str, dict[str, dict[str, Any]]]:
+    try:
+        items = read_bank_items(path)
+    except (UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise MocoError(f"{path}: not a readable bank file ({type(exc).__name__}: {exc})") from None
+    for query, entries in items.items():
+        if not isinstance(entries, dict) or not all(
+            isinstance(e, dict) and isinstance(e.get("response"), str) for e in entries.values()
+        ):
+            raise MocoError(f"{path}: the bank entry of {str(query)[:40]!r} is not model -> {{response, score}}")
+    return items
+
+
+def load_bank(bank: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """Query text -> model -> entry, read once per file version; a damaged bank is one ``MocoError`` line."""
+    path = Path(bank).expanduser().resolve()
+    stat = path.stat()
+    return _read_bank(str(path), stat.st_size, stat.st_mtime_ns)
+
+
 class BankOptions(BaseModel):
-    """``backend_options`` of a ``bank`` model: the bank file (made by ``moco bank``)."""
+    """``backend_options`` of a ``bank`` model: the bank file (made by ``moco bank``), read and checked here."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -32,7 +54,17 @@ class BankOptions(BaseModel):
     def _exists(cls, value: str) -> str:
         if not Path(value).expanduser().is_file():
             raise ValueError(f"{value}: bank file not found")
+        try:
+            load_bank(value)
+        except MocoError as exc:
+            raise ValueError(str(exc)) from None
         return value
+
+    def check_path(self, path: str) -> None:
+        """Plan time: the bank must hold answers of the model named by ``path``."""
+        models = sorted({m for entries in load_bank(self.bank).values() for m in entries})
+        if path not in models:
+            raise MocoError(f"the bank {self.bank} has no model {path!r} (it has: {', '.join(models)})")
 
 
 TOKEN_FIELDS = ("completion_tokens", "tokens", "output_tokens")
@@ -65,7 +97,7 @@ class BankBackend:
         self, path: str, device: str, dtype: str, device_map: str | None = None, options: dict[str, Any] | None = None
     ) -> BankModel:
         bank = BankOptions.model_validate(options or {}).bank
-        items = read_bank_items(Path(bank).expanduser())
+        items = load_bank(bank)
         responses = {query: entries[path]["response"] for query, entries in items.items() if path in entries}
         if not responses:
             models = sorted({m for entries in items.values() for m in entries})

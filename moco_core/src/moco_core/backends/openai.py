@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from moco_core.backends.hf import row_seed
 from moco_core.errors import MocoError
@@ -61,6 +61,18 @@ class OpenAIOptions(BaseModel):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("expected an http:// or https:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _somewhere_to_send(self) -> OpenAIOptions:
+        """Without a server URL requests go to api.openai.com, which refuses every request without a key."""
+        if not (self.base_url or os.environ.get("OPENAI_BASE_URL")) and not (
+            self.api_key_env or os.environ.get(DEFAULT_KEY_ENV)
+        ):
+            raise ValueError(
+                f"base_url: not given and $OPENAI_BASE_URL is unset, so requests would go to api.openai.com, "
+                f"which needs a key: give base_url, or set {DEFAULT_KEY_ENV} (or name a variable in api_key_env)"
+            )
+        return self
 
 
 @dataclass
