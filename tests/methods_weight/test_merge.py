@@ -30,9 +30,13 @@ def test_registered_with_its_parameters():
         ({"method": "ties", "parameters": {"dens": 0.5}}, "merge: ties has no parameter 'dens' (known: "),
         ({"method": "slerp", "base_model": "m0"}, "merge: slerp needs parameter 't'"),
         ({"method": "ties"}, "merge: ties needs a base_model"),
+        ({"method": "slerp", "base_model": "m0", "parameters": {"t": "half"}}, "merge: slerp parameter 't'"),
+        ({"method": "ties", "base_model": "m0", "parameters": {"density": [0.5, "x"]}}, "parameter 'density'"),
+        ({"method": "ties", "base_model": "m0", "parameters": {"normalize": "maybe"}}, "parameter 'normalize'"),
     ],
 )
 def test_bad_recipes_are_one_line_errors(params, message):
+    MergeParams(method="linear", parameters={"normalize": True})  # a value of the right type passes
     with pytest.raises(MocoError) as error:
         MergeParams(**params)
     assert message in str(error.value)

@@ -93,6 +93,21 @@ def merge_method_names() -> list[str]:
     return sorted(m.spec.name for m in registered_methods())
 
 
+def _check_parameter_values(method: str, spec: Any, parameters: dict[str, Any]) -> None:
+    """Each value (each element of a per-model list or gradient) has the type mergekit's parameter takes."""
+    by_name = {p.name: p for p in spec.parameters}
+    for name, value in parameters.items():
+        parameter = by_name.get(name)
+        if parameter is None:
+            continue
+        for item in value if isinstance(value, list | tuple) else [value]:
+            try:
+                parameter.validate(item)
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                detail = exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc)
+                raise MocoError(f"merge: {method} parameter {name!r}: {detail} (got {item!r})") from None
+
+
 def check_merge_request(method: str, parameters: dict[str, Any], has_base: bool, inputs: int | None = None) -> None:
     """Refuse, in one line, a merge mergekit cannot run: unknown method or parameter, a missing
     required parameter or base model, or a number of inputs the method does not take.
@@ -116,6 +131,7 @@ def check_merge_request(method: str, parameters: dict[str, Any], has_base: bool,
     for parameter in spec.parameters:
         if parameter.required and parameter.name != "weight" and parameter.name not in parameters:
             raise MocoError(f"merge: {method} needs parameter {parameter.name!r}")
+    _check_parameter_values(method, spec, parameters)
     policy = spec.contract.base.value
     if policy == "required" and not has_base:
         raise MocoError(f"merge: {method} needs a base_model")

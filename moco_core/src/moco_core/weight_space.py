@@ -41,6 +41,7 @@ from moco_core.models import (
     ALIASES,
     IDENTITY_FILE,
     adapter_base,
+    check_model_path,
     is_adapter_folder,
     is_local_path,
     model_identity,
@@ -102,6 +103,11 @@ def check_lora_pool(adapters: Sequence[tuple[str, str, str | None]], base: str |
 
     ``adapters`` are (label, path, configured base or None); ``base`` overrides what they name.
     """
+    if base is not None:
+        try:
+            check_model_path(base)
+        except MocoError as exc:
+            raise MocoError(f"params.base_model: {exc}") from None
     bases = set()
     for label, path, explicit in adapters:
         if not is_adapter_folder(path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from moco_core.engines.pso import particle_swarm
+from moco_core.errors import MocoError
 from moco_core.merging import merge_output_dir, merge_recipe
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, MergeJob, Prediction
@@ -38,6 +39,11 @@ class DareTies(Method):
     def check(cls, plan: RunPlan) -> None:
         inputs, base = split_base(plan.config.models, plan.params.base_model)
         check_inputs(plan.config.models, inputs, base)
+        if plan.params.weights == "search" and not plan.dataset.dev:
+            raise MocoError(
+                f"dataset: {plan.dataset.name} has no dev split, which dare_ties needs (params.weights: search "
+                "picks the weights on dev); give the data a dev split"
+            )
 
     def _uniform(self) -> str:
         pool = self.ctx.pool

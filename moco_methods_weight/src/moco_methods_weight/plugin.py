@@ -9,6 +9,7 @@ from moco_core.registry import MethodSpec, NoParams, Requirements
 from moco_methods_weight.params import DareTiesParams, ExpoParams, LorahubParams, MergeParams, ModelSwarmsParams
 
 SAME_WEIGHTS = Requirements(min_models=2, same_architecture=True, same_tokenizer=True)
+SEARCHED_ON_DEV = Requirements(min_models=2, same_architecture=True, same_tokenizer=True, dev_split=True)
 
 
 @hookimpl
@@ -20,7 +21,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
             implementation="moco_methods_weight.greedy_soup:GreedySoup",
             summary="Average weights greedily: from the dev-best model, add each next model only if dev does not drop.",
             params=NoParams,
-            requirements=SAME_WEIGHTS,
+            requirements=SEARCHED_ON_DEV,
             reference=(
                 "Wortsman et al. 2022, Model soups: averaging weights of multiple fine-tuned models improves "
                 "accuracy without increasing inference time, ICML 2022, arXiv:2203.05482"
@@ -63,7 +64,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
             implementation="moco_methods_weight.model_swarms:ModelSwarms",
             summary="PSO in weight space: the members are particles moved by dev score; the global best answers.",
             params=ModelSwarmsParams,
-            requirements=Requirements(min_models=2, same_tokenizer=True),
+            requirements=Requirements(min_models=2, same_tokenizer=True, dev_split=True),
             reference=(
                 "Feng et al. 2024, Model Swarms: Collaborative Search to Adapt LLM Experts via Swarm "
                 "Intelligence, arXiv:2410.11163"
@@ -77,7 +78,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
             implementation="moco_methods_weight.lorahub:Lorahub",
             summary="Nevergrad search over weights of LoRA adapters (A and B combined linearly) on a few dev items.",
             params=LorahubParams,
-            requirements=Requirements(min_models=2),
+            requirements=Requirements(min_models=2, dev_split=True),
             reference=(
                 "Huang et al. 2023, LoraHub: Efficient Cross-Task Generalization via Dynamic LoRA Composition, "
                 "arXiv:2307.13269"
@@ -91,7 +92,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
             implementation="moco_methods_weight.expo:Expo",
             summary="Extrapolate from the dev-worst k models through the dev-best k: top + alpha (top - bottom).",
             params=ExpoParams,
-            requirements=SAME_WEIGHTS,
+            requirements=SEARCHED_ON_DEV,
             reference="Zheng et al. 2024, Weak-to-Strong Extrapolation Expedites Alignment, arXiv:2404.16792",
         )
     )
