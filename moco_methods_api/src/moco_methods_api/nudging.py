@@ -34,7 +34,10 @@ class NudgingPolicy:
 
     def _word_complete(self, view: ExchangeView, position: int) -> bool:
         spans = view.spans(position)
-        return bool(spans) and spans[-1].model == self.nudger and any(c.isspace() for c in view.last_piece(position))
+        if not spans or spans[-1].model != self.nudger:
+            return False
+        piece = view.last_piece(position)
+        return "".join(piece.split()) != piece  # the piece holds whitespace
 
     def __call__(self, view: ExchangeView) -> dict[int, Choice]:
         check = [p for p in view.active if self.base_writes.get(p) or self._word_complete(view, p)]

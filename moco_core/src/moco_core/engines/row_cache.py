@@ -91,30 +91,35 @@ class RowCache:
         last: dict[int, int] = {}
         for row, tokens in blocks.items():
             length, n, start = self.length[row], len(tokens), positions[row]
+            end = length + n
             pads = -n % width
-            free = range(length + n, length + n + pads)
-            ids += [pad_id] * pads + tokens
-            places += [0] * pads + list(range(start, start + n))
-            targets += [*free, *range(length, length + n)]
-            lows += [*free, *[self.start[row]] * n]
+            if pads:
+                ids += [pad_id] * pads
+                places += [0] * pads
+                targets += range(end, end + pads)
+                lows += range(end, end + pads)
+            ids += tokens
+            places += range(start, start + n)
+            targets += range(length, end)
+            lows += [self.start[row]] * n
             rows += [row] * ((pads + n) // width)
             last[row] = len(rows) - 1
-            self.length[row] += n
+            self.length[row] = end
         total = max(targets) + 1
         device = self.device
-        index = torch.tensor(rows, device=device)
-        input_ids, position_ids, target, low = torch.tensor([ids, places, targets, lows], device=device).view(
-            4, -1, width
-        )
+        flat = torch.tensor(ids + places + targets + lows + rows, device=device)
+        index = flat[len(ids) * 4 :]
+        input_ids, position_ids, target, low = flat[: len(ids) * 4].view(4, -1, 1, width, 1)
         every = rows == list(range(len(self.length)))
         for layer in self.layers:
-            layer.plan(None if every else index, index, target, total)
+            layer.plan(None if every else index, index, target.view(-1, width), total)
         columns = torch.arange(total, device=device)
-        mask = (columns >= low[:, None, :, None]) & (columns <= target[:, None, :, None])
+        mask = (columns >= low).logical_and_(columns <= target)
         if self.additive is not None:
             mask = torch.zeros(mask.shape, dtype=self.additive, device=device).masked_fill_(
                 ~mask, torch.finfo(self.additive).min
             )
+        input_ids, position_ids = input_ids.view(-1, width), position_ids.view(-1, width)
         return Slots(input_ids, position_ids, mask, last)
 
 

@@ -110,17 +110,22 @@ class _TextStream(_ModelStream):
         self.columns: list[list[int]] = [[] for _ in range(count)]
         """Per row, without a row cache: the cache column of every cached token of the text."""
 
-    def _boundary(self, row: int, changed: int) -> tuple[int, int]:
-        """The last clean boundary safely before character ``changed``: (tokens kept, offset).
+    def _boundary(self, row: int, changed: int) -> tuple[int, int, int]:
+        """The last clean boundary safely before character ``changed``: (tokens kept, offset, its
+        index in the row's boundaries, which is how many of them stay).
 
         Tokens never cross pre-token boundaries, and a pre-token can only grow or re-split at
         its end (a whitespace run may give its last space to the next word), so text before
         the start of the pre-token preceding the change always tokenizes the same.
         """
-        if not self.splits:
-            return 0, 0
-        before = [b for b in self.boundaries[row] if b[1] < changed]
-        return before[-2] if len(before) >= 2 else (0, 0)
+        boundaries = self.boundaries[row]
+        before = len(boundaries)
+        while before and boundaries[before - 1][1] >= changed:
+            before -= 1
+        if before < 2:
+            return 0, 0, 0
+        keep, offset = boundaries[before - 2]
+        return keep, offset, before - 2
 
     def _encode(self, texts: list[str], offsets: list[int]) -> list[tuple[list[int], list[tuple[int, int]]]]:
         """Per text: its token ids and pre-token boundaries (token index, offset + start)."""
@@ -131,21 +136,24 @@ class _TextStream(_ModelStream):
             encodings = self.hf.tokenizer(texts, add_special_tokens=False).encodings
         else:  # one text at a time: a batch call's thread pool costs more than these short texts
             encodings = [backend.encode(text, add_special_tokens=False) for text in texts]
+        pre_tokenize = backend.pre_tokenizer.pre_tokenize_str
         results = []
         for encoding, text, offset in zip(encodings, texts, offsets, strict=True):
-            starts = [start for _, (start, _) in backend.pre_tokenizer.pre_tokenize_str(text)]
-            words = encoding.word_ids
+            starts = [offset + start for _, (start, _) in pre_tokenize(text)]
+            count = len(starts)
             boundaries = []
-            for i, word in enumerate(words):
-                if word is not None and (i == 0 or words[i - 1] != word) and word < len(starts):
-                    boundaries.append((i, offset + starts[word]))
+            previous = None
+            for i, word in enumerate(encoding.word_ids):
+                if word != previous and word is not None and word < count:
+                    boundaries.append((i, starts[word]))
+                previous = word
             results.append((encoding.ids, boundaries))
         return results
 
     def sync(self, rows: Sequence[int], texts: Sequence[str]) -> torch.Tensor:
         """Next-token logits of ``rows`` after their texts became ``texts``; feeds only what changed."""
         known: dict[int, tuple[str, list[int], list[tuple[int, int]]]] = {}
-        pending: dict[int, tuple[str, int, int]] = {}
+        pending: dict[int, tuple[str, int, int, int]] = {}
         for row, text in zip(rows, texts, strict=True):
             if text == self.seen[row]:
                 continue
@@ -153,14 +161,14 @@ class _TextStream(_ModelStream):
             if record is not None and record[0] == text:
                 known[row] = record
             else:
-                pending[row] = (text, *self._boundary(row, _common_prefix(self.seen[row], text)))
+                seen = self.seen[row]
+                changed = len(seen) if text.startswith(seen) else _common_prefix(seen, text)
+                pending[row] = (text, *self._boundary(row, changed))
         if pending:
-            tails = [text[offset:] for text, _, offset in pending.values()]
-            encoded = self._encode(tails, [offset for _, _, offset in pending.values()])
-            for (row, (text, keep, _)), (new_ids, new_boundaries) in zip(pending.items(), encoded, strict=True):
-                boundaries = [b for b in self.boundaries[row] if b[0] < keep] + [
-                    (keep + i, at) for i, at in new_boundaries
-                ]
+            tails = [text[offset:] for text, _, offset, _ in pending.values()]
+            encoded = self._encode(tails, [offset for _, _, offset, _ in pending.values()])
+            for (row, (text, keep, _, cut)), (new_ids, new_boundaries) in zip(pending.items(), encoded, strict=True):
+                boundaries = self.boundaries[row][:cut] + [(keep + i, at) for i, at in new_boundaries]
                 known[row] = (text, self.ids[row][:keep] + new_ids, boundaries)
                 if self.shared is not None:
                     self.shared[row] = known[row]
@@ -213,10 +221,13 @@ class _TextStream(_ModelStream):
         else:
             logits = self._extend_padded(blocks, starts)
             at = {row: row for row in blocks}
+        pieces = logits.unbind(0)
         for row, slot in at.items():
-            self.row_logits[row] = logits[slot]
-            if self.hidden is not None:
-                self.row_hidden[row] = self.hidden[slot]
+            self.row_logits[row] = pieces[slot]
+        if self.hidden is not None:
+            hidden = self.hidden.unbind(0)
+            for row, slot in at.items():
+                self.row_hidden[row] = hidden[slot]
 
     def _extend_padded(self, blocks: dict[int, list[int]], starts: dict[int, int]) -> torch.Tensor:
         """Without a row cache: every row gets the same new columns, its tokens left-padded to the
@@ -400,15 +411,16 @@ class TextExchangeBatch:
             spans.append(Span(model))
             self.span_ids[position] = []
             self.span_prefix[position] = ""
-        self.span_ids[position].append(token)
+        ids = self.span_ids[position]
+        ids.append(token)
         span = spans[-1]
-        before = self.texts[position][: len(self.texts[position]) - len(span.text)]
-        previous = span.text
-        decoded = self.decoders[model](self.span_ids[position])
-        span.text = self.span_prefix[position] + decoded
+        previous, text = span.text, self.texts[position]
+        span.text = new = self.span_prefix[position] + self.decoders[model](ids)
         span.tokens += 1
-        self.texts[position] = before + span.text
-        self.last_piece[position] = span.text[_common_prefix(previous, span.text) :]
+        self.texts[position] = text[: len(text) - len(previous)] + new
+        self.last_piece[position] = (
+            new[len(previous) :] if new.startswith(previous) else new[_common_prefix(previous, new) :]
+        )
         return True
 
     def write_text(self, position: int, model: int, text: str, tokens: int) -> None:
@@ -520,7 +532,8 @@ class TextExchangeDecoder:
             tokens: dict[int, int] = {}
             for model in sorted({choices[p].model for p in sampled}):
                 group = [p for p in sampled if choices[p].model == model]
-                scores = torch.stack([choices[p].log_probs.reshape(-1) for p in group])
+                picked = [choices[p].log_probs for p in group]
+                scores = torch.stack([r if r.dim() == 1 else r.reshape(-1) for r in picked])
                 tokens.update(zip(group, batch.sample(group, scores), strict=True))
             still = []
             for p in active:
