@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from moco_core.errors import MocoError
 from moco_core.testing import ScriptedBackend, set_responder
 from moco_core.types import Generation
 from moco_methods_api.cascade import confidence, threshold
@@ -36,6 +37,8 @@ def scripted_confidence(api, monkeypatch):
 def test_confidence_is_the_mean_top1_probability():
     assert confidence(Generation("x", top_logprobs=[math.log(0.5), 0.0])) == pytest.approx(0.75)
     assert confidence(Generation("", top_logprobs=[])) == 0.0
+    with pytest.raises(MocoError, match="model 'remote' returned no token log-probabilities"):
+        confidence(Generation("an answer"), "remote")  # a server without log-probs must not silently never defer
     assert threshold([0.1, 0.2, 0.3, 0.4], 0.5) == pytest.approx(0.25)
 
 

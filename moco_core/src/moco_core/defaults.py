@@ -40,6 +40,7 @@ def moco_register_backends(register: Callable[..., None]) -> None:
             summary="answers from a response bank (moco bank): zero generation",
             local_paths=False,
             weights=False,
+            logprobs=False,
             options="moco_core.backends.bank:BankOptions",
         )
     )

@@ -161,6 +161,8 @@ class BackendSpec:
     says the model's weights are in this process (per-step logits, merging, training); a remote
     backend sets it to False and weight- and logit-level methods refuse it. ``options`` is
     ``"module:Class"`` of the pydantic model that validates a model's ``backend_options``.
+    ``logprobs`` says generations can carry token log-probabilities when a request asks for them
+    (a response bank cannot), so methods that read them refuse the backend before anything runs.
     """
 
     key: str
@@ -168,6 +170,7 @@ class BackendSpec:
     summary: str = ""
     local_paths: bool = True
     weights: bool = True
+    logprobs: bool = True
     options: str = ""
     distribution: str = ""
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
+from moco_core.plugins import get_registry
 from moco_core.types import Example, Generation, GenerationRequest, Prediction
 from moco_core.validation import RunPlan
 from moco_methods_api.usage import UsageTally, token_count
@@ -24,9 +25,18 @@ SELF_ASK = "\n\nIf you are not confident that your answer is correct, reply only
 UNCONFIDENT = "unconfident"
 
 
-def confidence(generation: Generation) -> float:
-    """Mean top-1 probability over the generated tokens; 0 for an empty generation."""
-    top = generation.top_logprobs or []
+def confidence(generation: Generation, name: str = "") -> float:
+    """Mean top-1 probability over the generated tokens; 0 for an empty generation.
+
+    A generation without log-probabilities (a server that does not return them) is refused: a
+    constant confidence would silently never defer.
+    """
+    if generation.top_logprobs is None:
+        raise MocoError(
+            f"cascade: model {name!r} returned no token log-probabilities (its server may not support them); "
+            "use params.confidence: self_ask"
+        )
+    top = generation.top_logprobs
     return sum(math.exp(v) for v in top) / len(top) if top else 0.0
 
 
@@ -38,11 +48,21 @@ def threshold(confidences: Sequence[float], defer_fraction: float) -> float:
 class Cascade(Method):
     @classmethod
     def check(cls, plan: RunPlan) -> None:
-        if plan.params.confidence == "token_prob" and not plan.dataset.dev:
+        if plan.params.confidence != "token_prob":
+            return
+        if not plan.dataset.dev:
             raise MocoError(
                 "dataset: cascade sets each member's threshold from its dev confidences; give the data a dev split "
                 "(or use params.confidence: self_ask)"
             )
+        backends = get_registry().backends
+        for index, model in enumerate(plan.config.models[:-1]):  # the last member answers whatever it thinks
+            spec = backends.get(model.backend)
+            if spec is not None and not spec.logprobs:
+                raise MocoError(
+                    f"models[{index}].backend: cascade's params.confidence token_prob reads token log-probabilities, "
+                    f"which the {model.backend!r} backend does not give; use params.confidence: self_ask"
+                )
 
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
@@ -61,14 +81,14 @@ class Cascade(Method):
         if self.self_ask:
             return
         for name in self.names[:-1]:
-            confidences = [confidence(g) for g in self._answer(name, self.ctx.dataset.dev)]
+            confidences = [confidence(g, name) for g in self._answer(name, self.ctx.dataset.dev)]
             self.thresholds[name] = threshold(confidences, self.params.defer_fraction)
         self.ctx.metrics["thresholds"] = self.thresholds
 
-    def _defers(self, name: str, generation: Generation, value: float) -> bool:
+    def _defers(self, name: str, generation: Generation, value: float | None) -> bool:
         if self.self_ask:
             return UNCONFIDENT in generation.text.lower()
-        return value < self.thresholds[name]
+        return value is not None and value < self.thresholds[name]
 
     def predict(self, examples: list[Example]) -> list[Prediction]:
         chains: list[list[dict]] = [[] for _ in examples]
@@ -82,7 +102,7 @@ class Cascade(Method):
             generations = self._answer(name, [examples[i] for i in open_rows])
             still_open = []
             for i, generation in zip(open_rows, generations, strict=True):
-                value = confidence(generation)
+                value = None if self.self_ask and generation.top_logprobs is None else confidence(generation, name)
                 tokens[i][name] = token_count(generation)
                 defers = not last and self._defers(name, generation, value)
                 step = {"model": name, "confidence": value, "deferred": defers}
