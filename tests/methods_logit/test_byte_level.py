@@ -15,27 +15,24 @@ import yaml
 from typer.testing import CliRunner
 
 from moco_core.backends.hf import HFModel, row_seed
-from moco_core.cache import GenerationCache
 from moco_core.cli import app
-from moco_core.config import HardwareConfig, ModelConfig
+from moco_core.config import ModelConfig
 from moco_core.engines.byte_level import STOP_SYMBOL, ByteJointDecoder, ByteTrie
 from moco_core.engines.byte_spelling import Spelling, spelling_problem
 from moco_core.engines.vocab_alignment import STOP
 from moco_core.errors import MocoError
-from moco_core.method import MethodContext
-from moco_core.plugins import get_plugin_manager, get_registry
-from moco_core.pool import ModelPool
-from moco_core.registry import ScorerSpec
+from moco_core.plugins import get_registry
 from moco_core.testing import (
     SPECIAL_TOKENS,
     assert_one_line_error,
     build_other_tokenizer_model,
     build_sentencepiece_model,
 )
-from moco_core.types import Dataset, Example, GenerationSettings
+from moco_core.types import Example, GenerationSettings
 from moco_methods_logit.joint import check_vocabulary
 from moco_methods_logit.logit_fusion import LogitFusion
-from moco_methods_logit.params import LogitFusionParams
+
+from .conftest import fusion_context
 
 pytestmark = pytest.mark.slow
 
@@ -101,23 +98,8 @@ def peaked_paths(tiny_pool_paths, other_tokenizer_model, sentencepiece_model, tm
 
 
 def context(paths: list[Path], tmp_path: Path, settings: GenerationSettings, batch_size: int = 4, **params):
-    pool = ModelPool(
-        [ModelConfig(name=f"m{i}", path=str(p)) for i, p in enumerate(paths)],
-        hardware=HardwareConfig(device="cpu", dtype="float32"),
-        batch_size=batch_size,
-        cache=GenerationCache(tmp_path / "g.sqlite"),
-        backends=get_registry().backends,
-        hook=get_plugin_manager().hook,
-    )
-    return MethodContext(
-        pool=pool,
-        dataset=Dataset(name="t", task_type="open", dev=[], test=EXAMPLES),
-        params=LogitFusionParams(**params),
-        settings=settings,
-        scorer=ScorerSpec(task_type="open", prompt=lambda e: e.question, score=lambda ex, out, options=None: []),
-        hook=get_plugin_manager().hook,
-        work_dir=tmp_path,
-    )
+    members = [ModelConfig(name=f"m{i}", path=str(p)) for i, p in enumerate(paths)]
+    return fusion_context(members, tmp_path / "g.sqlite", settings, EXAMPLES, batch_size, **params)
 
 
 def test_the_trie_ranges_are_the_tokens_with_each_prefix(micro_model):

@@ -7,15 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from moco_core.cache import GenerationCache
-from moco_core.config import HardwareConfig, ModelConfig
+from moco_core.config import ModelConfig
 from moco_core.method import MethodContext
-from moco_core.plugins import get_plugin_manager, get_registry
-from moco_core.pool import ModelPool
-from moco_core.registry import ScorerSpec
-from moco_core.types import Dataset, Example, GenerationSettings
+from moco_core.types import Example, GenerationSettings
 from moco_methods_logit.logit_fusion import LogitFusion
-from moco_methods_logit.params import LogitFusionParams
+
+from .conftest import fusion_context
 
 pytestmark = pytest.mark.slow
 
@@ -32,23 +29,7 @@ def context(paths: list[Path], cache: Path, settings: GenerationSettings, **para
         ModelConfig(name="m0", path=str(paths[0]), system_prompt="You are a careful assistant."),
         ModelConfig(name="m1", path=str(paths[1])),
     ]
-    pool = ModelPool(
-        members,
-        hardware=HardwareConfig(device="cpu", dtype="float32"),
-        batch_size=3,
-        cache=GenerationCache(cache),
-        backends=get_registry().backends,
-        hook=get_plugin_manager().hook,
-    )
-    return MethodContext(
-        pool=pool,
-        dataset=Dataset(name="t", task_type="open", dev=[], test=EXAMPLES),
-        params=LogitFusionParams(**params),
-        settings=settings,
-        scorer=ScorerSpec(task_type="open", prompt=lambda e: e.question, score=lambda ex, out, options=None: []),
-        hook=get_plugin_manager().hook,
-        work_dir=cache.parent,
-    )
+    return fusion_context(members, cache, settings, EXAMPLES, 3, **params)
 
 
 def fused(ctx: MethodContext) -> list[str]:

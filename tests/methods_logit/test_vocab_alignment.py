@@ -6,16 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from moco_core.cache import GenerationCache
-from moco_core.config import HardwareConfig, ModelConfig
+from moco_core.config import ModelConfig
 from moco_core.errors import MocoError
 from moco_core.method import MethodContext
-from moco_core.plugins import get_plugin_manager, get_registry
-from moco_core.pool import ModelPool
-from moco_core.registry import ScorerSpec
-from moco_core.types import Dataset, Example, GenerationSettings
+from moco_core.types import Example, GenerationSettings
 from moco_methods_logit.logit_fusion import LogitFusion
-from moco_methods_logit.params import LogitFusionParams
+
+from .conftest import fusion_context
 
 pytestmark = pytest.mark.slow
 
@@ -28,23 +25,8 @@ EXAMPLES = [
 
 
 def context(paths: list[Path], tmp_path: Path, settings: GenerationSettings, **params) -> MethodContext:
-    pool = ModelPool(
-        [ModelConfig(name=f"m{i}", path=str(p)) for i, p in enumerate(paths)],
-        hardware=HardwareConfig(device="cpu", dtype="float32"),
-        batch_size=4,
-        cache=GenerationCache(tmp_path / "g.sqlite"),
-        backends=get_registry().backends,
-        hook=get_plugin_manager().hook,
-    )
-    return MethodContext(
-        pool=pool,
-        dataset=Dataset(name="t", task_type="open", dev=[], test=EXAMPLES),
-        params=LogitFusionParams(**params),
-        settings=settings,
-        scorer=ScorerSpec(task_type="open", prompt=lambda e: e.question, score=lambda ex, out, options=None: []),
-        hook=get_plugin_manager().hook,
-        work_dir=tmp_path,
-    )
+    members = [ModelConfig(name=f"m{i}", path=str(p)) for i, p in enumerate(paths)]
+    return fusion_context(members, tmp_path / "g.sqlite", settings, EXAMPLES, **params)
 
 
 @pytest.mark.parametrize("settings", [GREEDY, SAMPLED])
