@@ -6,6 +6,7 @@ Each failure is one ``MocoError`` line naming the config field or file at fault.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from moco_core.data import limit_dataset, load_registered, load_user_data
 from moco_core.errors import MocoError
 from moco_core.models import adapter_base, architecture_of, check_model_path, tokenizer_fingerprint
 from moco_core.official import install_hint
+from moco_core.plugins import get_registry
 from moco_core.registry import BackendSpec, MethodSpec, Registry, ScorerSpec, import_object
 from moco_core.types import Dataset
 from moco_core.weights_check import check_weight_files, context_length
@@ -73,6 +75,8 @@ def check_backend(config: RunConfig, i: int, spec: MethodSpec, backend: BackendS
             f"models[{i}].backend: {spec.key} ({spec.level} level) needs the model's weights or per-step logits; "
             f"the {model.backend} backend serves only text"
         )
+    if not backend.generates:
+        check_replay(model.backend, i, spec, model.system_prompt)
     if not backend.options:
         if model.backend_options:
             raise MocoError(f"models[{i}].backend_options: the {model.backend} backend takes no options")
@@ -87,6 +91,60 @@ def check_backend(config: RunConfig, i: int, spec: MethodSpec, backend: BackendS
             check_path(model.path)
         except MocoError as exc:
             raise MocoError(f"models[{i}].path: {exc}") from None
+
+
+def check_replay(backend: str, i: int, spec: MethodSpec, system_prompt: str | None) -> None:
+    """A backend that replays stored answers (``generates=False``, a response bank) serves only methods
+    that ask each member its one answer per query (``Requirements.answers_only``), with no system prompt."""
+    if not spec.requirements.answers_only:
+        raise MocoError(
+            f"models[{i}].backend: {spec.key} needs generation beyond each model's one answer per query "
+            f"(new prompts, samples or rounds); the {backend} backend only replays stored answers"
+        )
+    if system_prompt:
+        raise MocoError(f"models[{i}].system_prompt: the {backend} backend replays stored answers; remove it")
+
+
+def replaying_member(config: RunConfig, member: str | None = None) -> int | None:
+    """Index of the first member (or of ``member`` alone, by name) whose backend only replays stored
+    answers (a response bank), else None."""
+    backends = get_registry().backends
+    for i, model in enumerate(config.models):
+        spec = backends.get(model.backend)
+        if (member is None or model.name == member) and spec is not None and not spec.generates:
+            return i
+    return None
+
+
+def check_one_answer(config: RunConfig, field: str, count: int, member: str | None = None) -> None:
+    """For a method's ``check``: refuse a parameter asking a member (any, or ``member``) for ``count`` > 1
+    answers per query when its backend replays its one stored answer (a response bank)."""
+    i = replaying_member(config, member) if count > 1 else None
+    if i is not None:
+        raise MocoError(
+            f"{field}: {count} answers per model need generation; models[{i}] uses the "
+            f"{config.models[i].backend} backend, which holds one answer per query (use 1)"
+        )
+
+
+def check_replayed_prompts(config: RunConfig, registry: Registry, dataset: Dataset) -> None:
+    """A pool whose every member replays stored answers (backend options with ``answered(path)``) runs
+    only on queries its banks hold: a test prompt no member holds would be refused mid-run, so it is now."""
+    answered: set[str] = set()
+    for model in config.models:
+        backend = registry.backends[model.backend]
+        if backend.generates or not backend.options:
+            return
+        holds = getattr(import_object(backend.options).model_validate(model.backend_options), "answered", None)
+        if not callable(holds):
+            return
+        answered |= holds(model.path)
+    for example in dataset.test:
+        if example.prompt not in answered:
+            raise MocoError(
+                f"dataset: test item {example.id!r} is a query no member's {config.models[0].backend} holds an "
+                "answer to; a bank pool runs on its bank's own queries (the dataset its `moco bank` snippet names)"
+            )
 
 
 def check_pool(config: RunConfig, spec: MethodSpec, registry: Registry) -> None:
@@ -240,8 +298,14 @@ def check_method(plan: RunPlan) -> None:
         check(plan)
 
 
-def plan_run(config: RunConfig, registry: Registry) -> RunPlan:
-    """Check everything about a run that can be checked without loading a model."""
+DatasetLoader = Callable[[DatasetConfig, Registry], tuple[Dataset, ScorerSpec]]
+
+
+def plan_run(config: RunConfig, registry: Registry, load: DatasetLoader = load_dataset) -> RunPlan:
+    """Check everything about a run that can be checked without loading a model.
+
+    ``load`` reads the dataset; a sweep's pre-flight passes one that reads each distinct dataset once.
+    """
     spec = resolve_method(registry, config.method)
     params = validate_params(spec, config.params)
     check_device(config.hardware.device)
@@ -249,8 +313,9 @@ def plan_run(config: RunConfig, registry: Registry) -> RunPlan:
     import_implementation("method", spec)
     for i, backend in enumerate(dict.fromkeys(m.backend for m in config.models)):
         import_implementation(f"models[{i}].backend", registry.backends[backend])
-    dataset, scorer = load_dataset(config.dataset, registry)
+    dataset, scorer = load(config.dataset, registry)
     check_task_type(spec, scorer)
+    check_replayed_prompts(config, registry, dataset)
     plan = RunPlan(config, spec, params, dataset, scorer)
     check_method(plan)
     check_dev_split(spec, dataset)

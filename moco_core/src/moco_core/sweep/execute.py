@@ -34,25 +34,6 @@ class SweepOutcome:
         return sum(1 for _, status in self.cells if status.state == state)
 
 
-def check_cells(cells: list[Cell]) -> None:
-    """Every cell's method, parameters and pool, checked before any cell starts (one line, exit 2).
-
-    Datasets are not loaded here (that can mean a download per dataset); a dataset that cannot
-    load fails its cells, which are recorded and can be retried.
-    """
-    from moco_core.plugins import get_registry
-    from moco_core.validation import check_pool, resolve_method, validate_params
-
-    registry = get_registry()
-    for cell in cells:
-        try:
-            spec = resolve_method(registry, cell.config.method)
-            validate_params(spec, cell.config.params)
-            check_pool(cell.config, spec, registry)
-        except MocoError as exc:
-            raise MocoError(f"pool {cell.pool}, method {cell.method}: {exc}") from None
-
-
 def check_datasets(sweep: SweepConfig, source: str | Path) -> None:
     """Each dataset key is registered (one line, exit 2), without loading it: a misspelled key is a config
     error, not cells to record as failed and retry. Files are not checked: one may appear later, or
@@ -156,7 +137,9 @@ def run_sweep(
     directory = sweep.resolved_output_dir(source)
     check_datasets(sweep, source)
     cells = expand(sweep, directory)
-    check_cells(cells)
+    from moco_core.sweep.preflight import check_cells
+
+    check_cells(cells, remote=(executor or sweep.executor) == "ray")
     if sweep.controls is not None:
         check_controls()
     groups = _groups(cells)
