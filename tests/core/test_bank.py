@@ -81,25 +81,122 @@ def test_bank_runs_routers_and_votes_without_a_model_and_reports_routing(fresh_c
     assert "single-model frontier AIQ" in (tmp_path / "sweep" / "report" / "routing.md").read_text()
 
 
-def test_a_method_that_needs_new_generations_is_refused_in_one_line(fresh_cache_dir, tmp_path):
+@pytest.fixture()
+def bank_pool(fresh_cache_dir, tmp_path):
+    """A three-model bank (cheap, mid, big) and a writer of run configs over it."""
     bank = tmp_path / "bank.json"
     assert cli.invoke(app, ["bank", str(routerbench_table(tmp_path / "t.pkl")), "--output", str(bank)]).exit_code == 0
-    models = [{"name": m, "path": m, "backend": "bank", "backend_options": {"bank": str(bank)}} for m in MODELS]
-    config = {
-        "method": "majority_vote",
-        "params": {"samples_per_model": 2},
-        "models": models,
-        "dataset": {"path": str(bank)},
-        "output_dir": str(tmp_path / "run"),
-    }
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    result = cli.invoke(app, ["run", str(tmp_path / "c.yaml")])
-    assert result.exit_code == 2
-    assert "the method asks for a second sample; a bank holds one answer" in result.output
-    models[0]["path"] = "nobody"
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**config, "params": {}, "models": models}))
-    result = cli.invoke(app, ["run", str(tmp_path / "c.yaml")])
-    assert result.exit_code == 2 and "has no model 'nobody'" in result.output
+
+    def write(method, params=None, data=None, **member):
+        models = [
+            {"name": m, "path": m, "backend": "bank", "backend_options": {"bank": str(bank)}, **member} for m in MODELS
+        ]
+        config = {
+            "method": method,
+            "params": params or {},
+            "models": models,
+            "dataset": {"path": str(data or bank)},
+            "output_dir": str(tmp_path / "run" / method),
+        }
+        path = tmp_path / f"{method}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return str(path)
+
+    return write
+
+
+def refusal(command, config):
+    result = cli.invoke(app, [command, config])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+NEEDS_GENERATION = "needs generation beyond each model's one answer per query"
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "message"),
+    [
+        ("multiagent_debate", {}, f"models[0].backend: multiagent_debate {NEEDS_GENERATION}"),
+        ("prompt_routing", {}, f"models[0].backend: prompt_routing {NEEDS_GENERATION}"),
+        ("cascade", {"confidence": "self_ask"}, f"models[0].backend: cascade {NEEDS_GENERATION}"),
+        ("cascade", {}, f"models[0].backend: cascade {NEEDS_GENERATION}"),
+        ("self_consistency", {}, "params.samples: 5 answers per model need generation; models[0] uses the bank"),
+        (
+            "self_consistency",
+            {"model": "big", "samples": 3},
+            "params.samples: 3 answers per model need generation; models[2]",
+        ),
+        ("majority_vote", {"samples_per_model": 2}, "params.samples_per_model: 2 answers per model need generation"),
+        ("slm_mux", {}, "params.samples_per_model: 5 answers per model need generation"),
+        ("trained_router", {}, "models[0].backend: trained_router trains cheap as its router from its weights"),
+    ],
+)
+def test_a_method_that_needs_new_generations_is_refused_before_loading(bank_pool, method, params, message):
+    from moco_core.plugins import get_registry
+
+    if method not in get_registry().methods:
+        pytest.skip(f"{method} is not installed")
+    config = bank_pool(method, params)
+    validated = refusal("validate", config)
+    assert message in validated and "bank backend" in validated
+    assert refusal("run", config) == validated
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("single_model", {}),
+        ("random_routing", {}),
+        ("majority_vote", {}),
+        ("self_consistency", {"samples": 1}),
+        ("slm_mux", {"samples_per_model": 1}),
+        ("graph_router", {"epochs": 5, "hidden_dim": 8}),
+    ],
+)
+def test_a_method_that_asks_each_member_once_validates_and_runs_on_a_bank(bank_pool, method, params, tmp_path):
+    if method == "graph_router":
+        pytest.importorskip("torch_geometric")
+    config = bank_pool(method, params)
+    validated = cli.invoke(app, ["validate", config])
+    assert validated.exit_code == 0, validated.output
+    ran = cli.invoke(app, ["run", config])
+    assert ran.exit_code == 0, ran.output
+    metrics = json.loads((tmp_path / "run" / method / "metrics.json").read_text())
+    assert 0 < metrics["score"]["mean"] <= 1
+
+
+def test_a_bank_member_with_a_system_prompt_or_an_unknown_model_is_refused(bank_pool):
+    config = bank_pool("single_model", system_prompt="Be brief.")
+    validated = refusal("validate", config)
+    assert "models[0].system_prompt: the bank backend replays stored answers" in validated
+    assert refusal("run", config) == validated
+    config = bank_pool("single_model", path="nobody")
+    assert "has no model 'nobody'" in refusal("run", config)
+
+
+def test_a_bank_pool_on_queries_its_bank_does_not_hold_is_refused(bank_pool, tmp_path):
+    items = [{"id": f"x{i}", "input": f"Another question {i}?", "answer": "yes"} for i in range(3)]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"name": "other", "task_type": "bank", "dev": [], "test": items}))
+    config = bank_pool("random_routing", data=other)
+    validated = refusal("validate", config)
+    assert "dataset: test item 'x0' is a query no member's bank holds an answer to" in validated
+    assert refusal("run", config) == validated
+
+
+def test_a_plugin_method_declares_answers_only_to_run_on_a_bank():
+    from moco_core.errors import MocoError
+    from moco_core.registry import MethodSpec, Requirements
+    from moco_core.validation import check_replay
+
+    spec = MethodSpec(key="plugin_router", level="api", implementation="x:Y", summary="")
+    with pytest.raises(MocoError, match=f"models\\[1\\].backend: plugin_router {NEEDS_GENERATION}"):
+        check_replay("bank", 1, spec, None)
+    spec.requirements = Requirements(answers_only=True)
+    check_replay("bank", 1, spec, None)
 
 
 def test_a_file_that_is_not_routerbench_is_one_line(tmp_path):

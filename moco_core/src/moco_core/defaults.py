@@ -41,6 +41,7 @@ def moco_register_backends(register: Callable[..., None]) -> None:
             local_paths=False,
             weights=False,
             logprobs=False,
+            generates=False,
             options="moco_core.backends.bank:BankOptions",
         )
     )

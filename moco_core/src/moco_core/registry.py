@@ -48,6 +48,11 @@ class Requirements:
     training the members), so a remote backend is refused; None derives it from level and ``trains``."""
     dev_split: bool = False
     """The method always selects, ranks or trains on the dev split, so data without one is refused."""
+    answers_only: bool = False
+    """The method only asks each member for its one answer to each query's own prompt (single models,
+    routers, votes over members), so it can run on a backend that replays stored answers (a response
+    bank, ``BackendSpec.generates=False``); any other method is refused there before anything loads.
+    A method whose parameters ask for more (several samples) refuses that in its own ``check``."""
 
     def describe(self) -> str:
         parts = []
@@ -163,6 +168,9 @@ class BackendSpec:
     ``"module:Class"`` of the pydantic model that validates a model's ``backend_options``.
     ``logprobs`` says generations can carry token log-probabilities when a request asks for them
     (a response bank cannot), so methods that read them refuse the backend before anything runs.
+    ``generates`` says the backend writes text for any prompt; a backend that only replays each
+    model's stored answer to a known query (a response bank) sets it to False, and only methods with
+    ``Requirements.answers_only`` may use it.
     """
 
     key: str
@@ -171,6 +179,7 @@ class BackendSpec:
     local_paths: bool = True
     weights: bool = True
     logprobs: bool = True
+    generates: bool = True
     options: str = ""
     distribution: str = ""
 

@@ -26,7 +26,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
             level="baseline",
             implementation="moco_methods_api.single_model:SingleModel",
             summary="Every pool model alone; reports the dev-best model's answers and every model's scores.",
-            requirements=Requirements(min_models=1, dev_split=True),
+            requirements=Requirements(min_models=1, dev_split=True, answers_only=True),
             reference="the best-single-model baseline of every comparison",
         )
     )
@@ -47,7 +47,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
             level="baseline",
             implementation="moco_methods_api.random_routing:RandomRouting",
             summary="Baseline: each test query goes to a pool model drawn uniformly (seeded by run seed and item).",
-            requirements=Requirements(min_models=2),
+            requirements=Requirements(min_models=2, answers_only=True),
             reference="the chance baseline of routing papers (e.g. RouteLLM, Ong et al. 2024)",
         )
     )
@@ -60,7 +60,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
                 "ORACLE upper bound, not a method: reads the test labels and gives each item to a model "
                 "that solved it (else the dev-best)."
             ),
-            requirements=Requirements(min_models=2, dev_split=True),
+            requirements=Requirements(min_models=2, dev_split=True, answers_only=True),
             reference="the oracle router of routing papers (an upper bound from test labels)",
         )
     )
@@ -117,7 +117,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
                 "that answers each test query."
             ),
             params=TrainedRouterParams,
-            requirements=Requirements(min_models=2),
+            requirements=Requirements(min_models=2, answers_only=True),
             trains=True,
             reference="Feng et al. 2025, When One LLM Drools, Multi-LLM Collaboration Rules (trained router)",
         )
@@ -162,7 +162,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
                 "and costs, picks each test query's model."
             ),
             params=GraphRouterParams,
-            requirements=Requirements(min_models=2, dev_split=True),
+            requirements=Requirements(min_models=2, dev_split=True, answers_only=True),
             trains=True,
             reference="Feng et al. 2024, GraphRouter: A Graph-based Router for LLM Selections",
         )

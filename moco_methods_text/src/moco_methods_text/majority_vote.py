@@ -7,7 +7,7 @@ from collections import Counter
 
 from moco_core.method import Method
 from moco_core.types import Example, Prediction
-from moco_core.validation import RunPlan
+from moco_core.validation import RunPlan, check_one_answer
 from moco_methods_text.rounds import require_dev
 
 
@@ -19,6 +19,7 @@ class MajorityVote(Method):
         """``tie_break: dev`` needs a dev split; the extractor is ``Requirements.needs_extractor``, checked by core."""
         if plan.params.tie_break == "dev":
             require_dev(plan, "majority_vote", "tie_break 'dev' ranks members by dev score")
+        check_one_answer(plan.config, "params.samples_per_model", plan.params.samples_per_model)
 
     def prepare(self) -> None:
         """Rank members on dev when there is a dev split (shared dev answers, and the run's dev-best

@@ -20,6 +20,7 @@ def _spec(
     reference: str,
     votes: bool = False,
     trains: bool = False,
+    answers_only: bool = False,
 ) -> MethodSpec:
     return MethodSpec(
         key=key,
@@ -27,7 +28,7 @@ def _spec(
         implementation=f"{PACKAGE}.{implementation}",
         summary=summary,
         params=params,
-        requirements=Requirements(min_models=min_models, needs_extractor=votes),
+        requirements=Requirements(min_models=min_models, needs_extractor=votes, answers_only=answers_only),
         reference=reference,
         trains=trains,
     )
@@ -43,6 +44,7 @@ SPECS = [
         1,
         "Wang et al. 2023 (self-consistency); Feng et al. 2025 (text-level collaboration)",
         votes=True,
+        answers_only=True,
     ),
     _spec(
         "self_consistency",
@@ -52,6 +54,7 @@ SPECS = [
         1,
         "Wang et al. 2023, Self-Consistency Improves Chain of Thought Reasoning in Language Models",
         votes=True,
+        answers_only=True,
     ),
     _spec(
         "slm_mux",
@@ -61,6 +64,7 @@ SPECS = [
         1,
         "Wang et al. 2025, SLM-MUX: Orchestrating Small Language Models for Reasoning",
         votes=True,
+        answers_only=True,
     ),
     _spec(
         "multiagent_debate",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from moco_core.method import Method
 from moco_core.types import Example, Prediction
-from moco_core.validation import RunPlan
+from moco_core.validation import RunPlan, check_one_answer
 from moco_methods_text.rounds import check_member, dev_best, needs_dev_best, plurality, text_for
 
 
@@ -19,6 +19,7 @@ class SelfConsistency(Method):
     def check(cls, plan: RunPlan) -> None:
         check_member(plan, "model", plan.params.model)
         needs_dev_best(plan, "self_consistency", plan.params.model)
+        check_one_answer(plan.config, "params.samples", plan.params.samples, plan.params.model)
 
     def prepare(self) -> None:
         self.model = self.params.model or dev_best(self.ctx)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from moco_core.method import Method
 from moco_core.types import Example, Prediction
-from moco_core.validation import RunPlan
+from moco_core.validation import RunPlan, check_one_answer
 from moco_methods_text.rounds import plurality, require_dev, rng, text_for
 
 
@@ -18,6 +18,7 @@ class SLMMux(Method):
     def check(cls, plan: RunPlan) -> None:
         if plan.params.tie_break == "dev" and len(plan.config.models) > 1:
             require_dev(plan, "slm_mux", "tie_break 'dev' ranks members by dev score")
+        check_one_answer(plan.config, "params.samples_per_model", plan.params.samples_per_model)
 
     def prepare(self) -> None:
         dev = self.params.tie_break == "dev" and len(self.ctx.pool) > 1

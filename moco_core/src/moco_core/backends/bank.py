@@ -66,6 +66,11 @@ class BankOptions(BaseModel):
         if path not in models:
             raise MocoError(f"the bank {self.bank} has no model {path!r} (it has: {', '.join(models)})")
 
+    def answered(self, path: str) -> set[str]:
+        """The queries the bank holds an answer of the model ``path`` to (plan time: the dataset's prompts
+        must be among them)."""
+        return {query for query, entries in load_bank(self.bank).items() if path in entries}
+
 
 TOKEN_FIELDS = ("completion_tokens", "tokens", "output_tokens")
 """Bank entry fields read as the response's generated tokens (LLMRouterBench calls it completion_tokens)."""

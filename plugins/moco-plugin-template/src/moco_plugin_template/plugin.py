@@ -31,8 +31,10 @@ def moco_register_methods(register: Callable[..., None]) -> None:
             summary="Every model answers; the longest response that states an answer wins (optionally top-k by dev).",
             params=LongestAnswerParams,
             # Checked before any model loads; also available: max_models, same_tokenizer,
-            # same_architecture and descriptions (every pool model needs a description).
-            requirements=Requirements(min_models=1),
+            # same_architecture, descriptions (every pool model needs a description), dev_split,
+            # local_weights. answers_only: it only asks each member its one answer per query, so it
+            # also runs on response banks (the bank backend) with zero generation.
+            requirements=Requirements(min_models=1, answers_only=True),
             reference="moco plugin template (an example, not a published method)",
         )
     )
