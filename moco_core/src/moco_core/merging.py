@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from moco_core.artifacts import clear_stale_output
+from moco_core.artifacts import clear_stale_output, staged_folder
 from moco_core.cache import cache_key, default_cache_dir
 from moco_core.errors import MocoError
 from moco_core.models import IDENTITY_FILE, model_identity, resolve_model_path
@@ -242,18 +240,7 @@ def run_mergekit(job: MergeJob) -> str:
         quiet=True,
     )
     _prepare_target(target, [resolve_model_path(p) for p in [*job.models, job.base_model] if p])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
     log.info("merging %d models (%s) into %s", len(job.models), job.method, target)
-    try:
+    with staged_folder(target, recipe, lambda folder: _complete(folder, recipe)) as partial:
         run_merge(config, str(partial), options=options)
-        (partial / IDENTITY_FILE).write_text(json.dumps(recipe, indent=2, sort_keys=True), encoding="utf-8")
-        try:
-            partial.rename(target)
-        except OSError:
-            if not _complete(target, recipe):
-                raise
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     return str(target)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from moco_core.artifacts import clear_stale_output
+from moco_core.artifacts import clear_stale_output, staged_folder
 from moco_core.cache import cache_key, default_cache_dir
 from moco_core.config import format_validation_error
 from moco_core.errors import MocoError
@@ -249,23 +249,13 @@ def train(job: TrainingJob) -> str:
     _prepare_target(target, base)
     target.parent.mkdir(parents=True, exist_ok=True)
     _clear_stale_partials(target)
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
     log.info("training %s (%s, %d rows) into %s", job.kind, job.adapter, len(job.data), target)
-    try:
+    with staged_folder(target, recipe, lambda folder: _complete(folder, recipe)) as partial:
         from moco_core.training_run import run_trainer
 
+        partial.mkdir()
         summary = run_trainer(job, hyper, recipe, base, partial)
         (partial / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
-        (partial / IDENTITY_FILE).write_text(json.dumps(recipe, indent=2, sort_keys=True), encoding="utf-8")
-        try:
-            partial.rename(target)
-        except OSError:
-            if not _complete(target, recipe):
-                raise
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     return str(target)
 
 

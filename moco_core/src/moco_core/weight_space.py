@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import struct
 import weakref
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from moco_core.artifacts import staged_folder
 from moco_core.cache import cache_key
 from moco_core.config import ModelConfig
 from moco_core.errors import MocoError
@@ -525,22 +525,19 @@ def write_candidate(space: Any, weights: dict[str, Any], recipe: dict[str, Any],
     from safetensors.torch import save_file
 
     target = merge_output_dir(recipe)
-    identity = target / IDENTITY_FILE
-    if identity.is_file() and json.loads(identity.read_text(encoding="utf-8")) == recipe:
+    if _written(target, recipe):
         return str(target)
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
+    with staged_folder(target, recipe, lambda folder: _written(folder, recipe), replace=True) as partial:
+        partial.mkdir(parents=True)
         for file in Path(space.template).iterdir():
             if file.is_file() and _config_file(file.name):
                 shutil.copy2(file, partial / file.name)
         torch_dtype = _torch_dtype(dtype)
         tensors = {k: v.detach().to(torch_dtype).contiguous() for k, v in weights.items()}
         save_file(tensors, str(partial / "model.safetensors"), metadata={"format": "pt"})
-        (partial / IDENTITY_FILE).write_text(json.dumps(recipe, indent=2, sort_keys=True), encoding="utf-8")
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     return str(target)
+
+
+def _written(folder: Path, recipe: dict[str, Any]) -> bool:
+    identity = folder / IDENTITY_FILE
+    return identity.is_file() and json.loads(identity.read_text(encoding="utf-8")) == recipe
