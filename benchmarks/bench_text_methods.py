@@ -15,7 +15,6 @@ whole sequence, about 1/k of the sum for k methods).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -29,7 +28,7 @@ from moco_core.config import parse_config
 from moco_core.hookspecs import hookimpl
 from moco_core.plugins import get_registry
 from moco_core.runner import run
-from moco_core.testing import build_tiny_pool, registered_plugin
+from moco_core.testing import build_tiny_pool, registered_plugin, write_choice_dataset
 from moco_core.validation import plan_run
 
 METHODS = {
@@ -58,19 +57,7 @@ class CountGenerations:
 
 
 def data_file(folder: Path, n_dev: int, n_test: int) -> Path:
-    def item(split: str, i: int) -> dict:
-        return {
-            "id": f"{split}{i}",
-            "question": f"In {split} question {i}, which number is {i % 4 + 1}?",
-            "choices": {"A": "1", "B": "2", "C": "3", "D": "4"},
-            "answer": "ABCD"[i % 4],
-        }
-
-    path = folder / "data.json"
-    body = {"name": "bench_mc", "task_type": "multiple_choice"}
-    body.update(dev=[item("dev", i) for i in range(n_dev)], test=[item("test", i) for i in range(n_test)])
-    path.write_text(json.dumps(body))
-    return path
+    return write_choice_dataset(folder / "data.json", n_dev, n_test, name="bench_mc")
 
 
 def run_method(method: str, models: list[dict], data: Path, out: Path, args: argparse.Namespace, counter) -> dict:

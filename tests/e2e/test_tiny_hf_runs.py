@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from moco_core.plugins import get_registry
+from moco_core.testing import write_choice_dataset
 
 MOCO = str(Path(sys.executable).parent / "moco")
 pytestmark = pytest.mark.slow
@@ -26,20 +27,7 @@ def needs_evals():
 
 
 def mc_data(tmp_path: Path, n_dev: int, n_test: int) -> Path:
-    def item(i: int, split: str) -> dict:
-        return {
-            "id": f"{split}-{i}",
-            "question": f"In {split} question {i}, which number is {i % 4 + 1}?",
-            "choices": {"A": "1", "B": "2", "C": "3", "D": "4"},
-            "answer": "ABCD"[i % 4],
-        }
-
-    data = {"name": "tiny_mc", "task_type": "multiple_choice"}
-    data["dev"] = [item(i, "dev") for i in range(n_dev)]
-    data["test"] = [item(i, "test") for i in range(n_test)]
-    path = tmp_path / "tiny_mc.json"
-    path.write_text(json.dumps(data))
-    return path
+    return write_choice_dataset(tmp_path / "tiny_mc.json", n_dev, n_test)
 
 
 def config(tmp_path: Path, paths, data: Path, method: str, **extra) -> Path:

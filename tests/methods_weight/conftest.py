@@ -14,6 +14,7 @@ from moco_core.method import MethodContext
 from moco_core.plugins import get_plugin_manager, get_registry
 from moco_core.pool import ModelPool
 from moco_core.registry import ScorerSpec
+from moco_core.testing import write_choice_dataset
 from moco_core.types import Dataset, Example, GenerationSettings
 
 GREEDY = GenerationSettings(max_new_tokens=4, temperature=0.0, top_p=1.0, seed=0)
@@ -140,20 +141,7 @@ def run_config(
 
 
 def mc_file(tmp_path: Path, n_dev: int = 2, n_test: int = 2) -> Path:
-    def item(i: int, split: str) -> dict:
-        return {
-            "id": f"{split}-{i}",
-            "question": f"Which number is {i % 4 + 1}?",
-            "choices": {"A": "1", "B": "2", "C": "3", "D": "4"},
-            "answer": "ABCD"[i % 4],
-        }
-
-    data = {"name": "tiny_mc", "task_type": "multiple_choice"}
-    data["dev"] = [item(i, "dev") for i in range(n_dev)]
-    data["test"] = [item(i, "test") for i in range(n_test)]
-    path = tmp_path / "tiny_mc.json"
-    path.write_text(json.dumps(data))
-    return path
+    return write_choice_dataset(tmp_path / "tiny_mc.json", n_dev, n_test)
 
 
 def moco_run(config: Path, command: str = "run") -> tuple[int, str]:

@@ -350,6 +350,25 @@ def write_letters_dataset(folder: str | Path, n_test: int = 6, n_dev: int = 3, n
     return path
 
 
+def write_choice_dataset(path: str | Path, n_dev: int, n_test: int, name: str = "tiny_mc") -> Path:
+    """A four-option ``multiple_choice`` dataset file (gold cycles A..D), for runs on tiny models."""
+
+    def item(i: int, split: str) -> dict[str, Any]:
+        return {
+            "id": f"{split}-{i}",
+            "question": f"In {split} question {i}, which number is {i % 4 + 1}?",
+            "choices": {"A": "1", "B": "2", "C": "3", "D": "4"},
+            "answer": "ABCD"[i % 4],
+        }
+
+    data = {"name": name, "task_type": "multiple_choice"}
+    data["dev"] = [item(i, "dev") for i in range(n_dev)]
+    data["test"] = [item(i, "test") for i in range(n_test)]
+    target = Path(path)
+    target.write_text(json.dumps(data))
+    return target
+
+
 def assert_one_line_error(result: Any, *fragments: str) -> None:
     """A CLI result (typer's CliRunner) failed as bad input must: exit 2, one ``error:`` line naming each fragment."""
     assert result.exit_code == 2, result.output
