@@ -53,7 +53,13 @@ class RowCache:
         self.additive = additive
         self.start = (prompt - attention_mask.sum(-1)).tolist()
         self.length = [prompt] * count
-        self.layers = [RowLayer(layer.keys, layer.values) for layer in cache.layers]
+        self.select: torch.Tensor | None = None
+        self.index = self.target = torch.empty((0, 1), dtype=torch.long, device=self.device)
+        """Set by ``plan`` before every forward, read by every layer: the slots' rows (``select``:
+        None when they are all rows in order) and the columns they write; the forward reads
+        ``total`` columns."""
+        self.total = prompt
+        self.layers = [RowLayer(layer.keys, layer.values, self) for layer in cache.layers]
         cache.layers = self.layers
 
     @classmethod
@@ -110,9 +116,11 @@ class RowCache:
         flat = torch.tensor(ids + places + targets + lows + rows, device=device)
         index = flat[len(ids) * 4 :]
         input_ids, position_ids, target, low = flat[: len(ids) * 4].view(4, -1, 1, width, 1)
-        every = rows == list(range(len(self.length)))
-        for layer in self.layers:
-            layer.plan(None if every else index, index, target.view(-1, width), total)
+        self.select = None if rows == list(range(len(self.length))) else index
+        self.index, self.target, self.total = index[:, None], target.view(-1, width), total
+        if total > self.layers[0].key_buffer.shape[2]:
+            for layer in self.layers:
+                layer.widen(total + max(SPARE_COLUMNS, total // 2))
         columns = torch.arange(total, device=device)
         mask = (columns >= low).logical_and_(columns <= target)
         if self.additive is not None:
@@ -127,33 +135,27 @@ class RowLayer(DynamicLayer):
     """A dynamic cache layer that writes each slot's new keys and values to the columns its row
     cache planned, in a buffer with spare columns; a forward sees its slots' rows only."""
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, rows: RowCache) -> None:
         super().__init__()
         self.is_initialized = True
         self.device = keys.device
+        self.rows = rows
         self.key_buffer, self.value_buffer = keys, values
         self.keys, self.values = keys, values
-        self.select: torch.Tensor | None = None
-        self.index = self.target = torch.empty((0, 1), dtype=torch.long, device=keys.device)
-        """Set by ``plan`` before every forward: the slots' rows and the columns they write."""
-        self.total = keys.shape[2]
 
-    def plan(self, select: torch.Tensor | None, index: torch.Tensor, target: torch.Tensor, total: int) -> None:
-        """Slots are rows ``index`` (``select``: the same, or None when they are all rows in order),
-        writing to columns ``target`` (slot, position); the forward reads ``total`` columns."""
-        self.select, self.index, self.target, self.total = select, index[:, None], target, total
-        if total > self.key_buffer.shape[2]:
-            self.key_buffer = _widened(self.key_buffer, total + max(SPARE_COLUMNS, total // 2))
-            self.value_buffer = _widened(self.value_buffer, self.key_buffer.shape[2])
+    def widen(self, columns: int) -> None:
+        self.key_buffer = _widened(self.key_buffer, columns)
+        self.value_buffer = _widened(self.value_buffer, columns)
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple:
-        self.key_buffer[self.index, :, self.target] = key_states.transpose(1, 2)
-        self.value_buffer[self.index, :, self.target] = value_states.transpose(1, 2)
-        self.keys = self.key_buffer[:, :, : self.total]
-        self.values = self.value_buffer[:, :, : self.total]
-        if self.select is None:
+        rows = self.rows
+        self.key_buffer[rows.index, :, rows.target] = key_states.transpose(1, 2)
+        self.value_buffer[rows.index, :, rows.target] = value_states.transpose(1, 2)
+        self.keys = self.key_buffer[:, :, : rows.total]
+        self.values = self.value_buffer[:, :, : rows.total]
+        if rows.select is None:
             return self.keys, self.values
-        return self.keys.index_select(0, self.select), self.values.index_select(0, self.select)
+        return self.keys.index_select(0, rows.select), self.values.index_select(0, rows.select)
 
 
 def _widened(tensor: torch.Tensor, columns: int) -> torch.Tensor:
