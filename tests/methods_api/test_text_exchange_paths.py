@@ -39,7 +39,7 @@ def mixed_pair(tiny_pool_paths, other_tokenizer_model) -> list[HFModel]:
 
 
 def nudging_factory():
-    return NudgingPolicy(0, 1, 0.1)
+    return NudgingPolicy(0, 1, 0.05)
 
 
 def alternating_factory():

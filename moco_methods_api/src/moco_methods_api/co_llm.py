@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 from moco_core.backends.hf import row_seed
 from moco_core.config import ModelConfig
-from moco_core.engines.decoding import DecodeStep, load_joint_decoder
+from moco_core.engines.decoding import DecodeStep, JointDecoder, load_joint_decoder
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, Prediction, TrainingJob
@@ -33,7 +33,7 @@ from moco_methods_api.co_llm_training import (
     MARGINAL_KIND,
     training_rows,
 )
-from moco_methods_api.token_level import cached_decode, token_predictions
+from moco_methods_api.token_level import cached_decode, token_predictions, token_spans
 from moco_methods_api.usage import UsageTally
 
 WARMUP_STEPS = 15
@@ -84,6 +84,17 @@ class DeferHook:
             weight = p.clamp(1e-6, 1 - 1e-6).unsqueeze(-1)
             return torch.logaddexp(torch.log1p(-weight) + generator, torch.log(weight) + assistant)
         return torch.where(defer.unsqueeze(-1), assistant, generator)
+
+
+def row_result(decoder: JointDecoder, hook: DeferHook, row: int, ids: list[int], names: list[str]) -> dict[str, Any]:
+    """Row ``row``'s text, spans, tokens per model and deferred steps; a stop token counts for nobody."""
+    deferred = [step for step in hook.deferred.get(row, []) if step < len(ids)]
+    writers = [0] * len(ids)
+    for step in deferred:
+        writers[step] = 1
+    spans = token_spans(decoder.tokenizer, ids, writers, names)
+    tokens = {names[0]: len(ids) - len(deferred), names[1]: len(deferred)}
+    return {"text": decoder.text(ids), "spans": spans, "tokens_by_model": tokens, "log": deferred}
 
 
 class CoLLM(Method):
@@ -162,14 +173,8 @@ class CoLLM(Method):
             rendered = decoder.render(prompts, [pool.config(n).system_prompt for n in self.members])
             seeds = [row_seed(settings.seed, pool.request(self.members[0], p)) for p in prompts]
             hook = DeferHook(self.w, self.b, params.threshold, params.threshold_warmup, params.strategy)
-            texts = decoder.decode(rendered, lambda lp: lp[0], settings, seeds, step_hook=hook, hidden_states=[0])
-            results = []
-            for i, text in enumerate(texts):
-                deferred = hook.deferred.get(i, [])
-                steps = hook.steps.get(i, 0)
-                tokens = {self.names[0]: steps - len(deferred), self.names[1]: len(deferred)}
-                results.append({"text": text, "spans": [], "tokens_by_model": tokens, "log": deferred})
-            return results
+            ids = decoder.decode_ids(rendered, lambda lp: lp[0], settings, seeds, step_hook=hook, hidden_states=[0])
+            return [row_result(decoder, hook, i, row, self.names) for i, row in enumerate(ids)]
 
         settings_key = {
             "threshold": params.threshold,
@@ -177,6 +182,7 @@ class CoLLM(Method):
             "strategy": params.strategy,
             "head": [float(v) for v in self.b.flatten()] + [float(self.w.abs().sum())],
             "members": [pool.identity(n) for n in self.members],
+            "spans": True,  # results of before spans were recorded are not served
         }
         results = cached_decode(self.ctx, "co_llm", self.names, settings_key, [e.prompt for e in examples], decode)
         return token_predictions(self.tally, examples, results, "deferred_at")

@@ -9,16 +9,16 @@ picks one: in mode ``free`` the generator chooses between "(A)" its own and "(B)
 continuation (an unparseable verdict keeps its own); in mode ``mlp`` a classifier (``mlp_path``:
 a published MentorCollab MLP or a TorchScript module, see ``mentor_mlp``) on the generator's last
 hidden state at the decision point keeps the generator's candidate when its score >
-``mlp_threshold``.  A row stops at the writer's EOS.  Both models read
-the shared text through the text exchange engine, so lookahead candidates that lose cost no
-recomputation of the prefix.
+``mlp_threshold``.  A row stops at the writer's EOS or at ``max_new_tokens``: words and
+candidates are cut to the tokens the row has left.  Both models read the shared text through
+the text exchange engine, so lookahead candidates that lose cost no recomputation of the prefix.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -58,31 +58,42 @@ class Lookahead:
         self.view = view
         self.model = model
 
-    def run(self, positions: Sequence[int], limit: int, whole_word: bool) -> dict[int, tuple[str, int, bool]]:
-        """Per row: (text, tokens, hit EOS).  ``whole_word`` stops before a token that starts a new word."""
+    def decode(self, position: int, ids: Sequence[int]) -> str:
+        """The text ``ids`` add to the row's text (decoded in context, as the engine writes them)."""
+        return self.view.decode_tokens(self.model, ids, after_text=bool(self.view.text(position)))
+
+    def run(
+        self, positions: Sequence[int], limit: int, whole_word: bool, budget: Mapping[int, int] | None = None
+    ) -> dict[int, tuple[str, int, bool]]:
+        """Per row: (text, tokens, hit EOS).  ``whole_word`` stops before a token that starts a new word;
+        ``budget`` caps a row's tokens below ``limit`` (what is left of its ``max_new_tokens``)."""
         view, model = self.view, self.model
+        caps = {p: min(limit, budget[p]) if budget is not None else limit for p in positions}
         ids: dict[int, list[int]] = {p: [] for p in positions}
         done: dict[int, tuple[str, int, bool]] = {}
         live = list(positions)
         for _ in range(limit):
+            for p in [p for p in live if len(ids[p]) >= caps[p]]:
+                done[p] = (self.decode(p, ids[p]), len(ids[p]), False)
+            live = [p for p in live if p not in done]
             if not live:
                 break
-            texts = [view.text(p) + view.decode_tokens(model, ids[p]) for p in live]
+            texts = [view.text(p) + self.decode(p, ids[p]) for p in live]
             tokens = view.sample(live, view.log_probs(model, live, texts))
             still = []
             for p, token in zip(live, tokens, strict=True):
                 if view.is_stop(model, token):
-                    done[p] = (view.decode_tokens(model, ids[p]), len(ids[p]), True)
+                    done[p] = (self.decode(p, ids[p]), len(ids[p]), True)
                     continue
-                piece = view.decode_tokens(model, [token])
+                piece = self.decode(p, [token])
                 if whole_word and ids[p] and piece[:1].isspace():
-                    done[p] = (view.decode_tokens(model, ids[p]), len(ids[p]), False)
+                    done[p] = (self.decode(p, ids[p]), len(ids[p]), False)
                     continue
                 ids[p].append(token)
                 still.append(p)
             live = still
         for p in live:
-            done[p] = (view.decode_tokens(model, ids[p]), len(ids[p]), False)
+            done[p] = (self.decode(p, ids[p]), len(ids[p]), False)
         return done
 
 
@@ -126,26 +137,32 @@ class MentorPolicy:
         active = list(view.active)
         for p in active:
             self.decisions[view.prompt_index(p)] = self.decisions.get(view.prompt_index(p), 0) + 1
-        words = Lookahead(view, GENERATOR).run(active, MAX_WORD_TOKENS, whole_word=True)
+        budget = {p: self.ctx.settings.max_new_tokens - view.generated(p) for p in active}
+        words = self._ahead(view, GENERATOR, active, MAX_WORD_TOKENS, True, budget)
         consult = [p for p in active if view.uniform(p) < self.proportion]
         choices = {p: Choice(GENERATOR, text=words[p][0], tokens=words[p][1], stop=words[p][2]) for p in active}
         if not consult:
             return choices
-        mentor_words = Lookahead(view, MENTOR).run(consult, MAX_WORD_TOKENS, whole_word=True)
+        mentor_words = self._ahead(view, MENTOR, consult, MAX_WORD_TOKENS, True, budget)
         differ = [p for p in consult if mentor_words[p][0] != words[p][0]]
         for p in consult:
             if p not in differ:
                 self._record(view, p, agreed=True, chosen=GENERATOR)
         if not differ:
             return choices
-        own = Lookahead(view, GENERATOR).run(differ, self.patch, whole_word=False)
-        mentor = Lookahead(view, MENTOR).run(differ, self.patch, whole_word=False)
+        own = self._ahead(view, GENERATOR, differ, self.patch, False, budget)
+        mentor = self._ahead(view, MENTOR, differ, self.patch, False, budget)
         prefers_mentor = self._judge(view, differ, own, mentor)
         for p in differ:
             model, (text, tokens, stop) = (MENTOR, mentor[p]) if prefers_mentor[p] else (GENERATOR, own[p])
             choices[p] = Choice(model, text=text, tokens=tokens, stop=stop)
             self._record(view, p, agreed=False, chosen=model)
         return choices
+
+    def _ahead(
+        self, view: ExchangeView, model: int, rows: list[int], limit: int, whole_word: bool, budget: dict[int, int]
+    ) -> dict[int, tuple[str, int, bool]]:
+        return Lookahead(view, model).run(rows, limit, whole_word, budget)
 
     def _record(self, view: ExchangeView, position: int, agreed: bool, chosen: int) -> None:
         event = {"at_token": view.generated(position), "agreed": agreed, "chosen": chosen}
@@ -233,6 +250,7 @@ class MentorCollab(Method):
             "mode": params.mode,
             "mlp": self.mlp_digest,
             "mlp_threshold": params.mlp_threshold if params.mode == "mlp" else None,
+            "words": "in context, within max_new_tokens",  # results of older word rules are not served
         }
         results = cached_decode(self.ctx, "mentor_collab", self.names, key, [e.prompt for e in examples], decode)
         return token_predictions(self.tally, examples, results, "consultations")

@@ -1,11 +1,13 @@
 """nudging: a base model writes while it is sure; where it is not, a nudging model writes a word.
 
 The first token comes from the nudging model, which keeps writing until its word is complete
-(it wrote a token containing whitespace) and the base's top-1 probability (temperature 1) at
-the text so far is at least ``gamma``; then the base writes until its top-1 falls below
-``gamma``.  The models may use different tokenizers: they exchange text through the text
-exchange engine.  ``gamma_search`` and ``search_nudging`` pick gamma and the nudging member on
-dev; when no setting scores above 0 the configured defaults stay.
+(its next token holds whitespace, so it would start a new word) and the base's top-1
+probability (temperature 1) at the text so far is at least ``gamma``; then the base writes
+until its top-1 falls below ``gamma``.  As in the original, both models look at every step: the
+base's top-1 decides in both modes, the nudging model's next token decides where its word ends.
+The models may use different tokenizers: they exchange text through the text exchange engine.
+``gamma_search`` and ``search_nudging`` pick gamma and the nudging member on dev; when no
+setting scores above 0 the configured defaults stay.
 """
 
 from __future__ import annotations
@@ -23,43 +25,56 @@ from moco_methods_api.usage import UsageTally
 
 
 class NudgingPolicy:
-    """Per-row state machine: who writes, and the base's top-1 probability at every check."""
+    """Per-row state machine: who writes, and the base's top-1 probability at every handover."""
 
     def __init__(self, base: int, nudger: int, gamma: float) -> None:
         self.base = base
         self.nudger = nudger
         self.gamma = gamma
-        self.base_writes: dict[int, bool] = {}
+        self.nudging: dict[int, bool] = {}
+        self.written: dict[int, int] = {}
+        """Per row, tokens the nudging model has written since it took over."""
         self.log: dict[int, list[dict]] = {}
 
-    def _word_complete(self, view: ExchangeView, position: int) -> bool:
-        spans = view.spans(position)
-        if not spans or spans[-1].model != self.nudger:
-            return False
-        piece = view.last_piece(position)
-        return "".join(piece.split()) != piece  # the piece holds whitespace
+    def _hand_over(self, view: ExchangeView, position: int, top: float, to_base: bool) -> None:
+        self.nudging[position] = not to_base
+        self.written[position] = 0
+        event = {"at_token": view.generated(position), "base_top1": top, "to": "base" if to_base else "nudging"}
+        self.log.setdefault(view.prompt_index(position), []).append(event)
 
     def __call__(self, view: ExchangeView) -> dict[int, Choice]:
-        check = [p for p in view.active if self.base_writes.get(p) or self._word_complete(view, p)]
+        base_log_probs = view.log_probs(self.base, view.active)
+        tops = [math.exp(x) for x in base_log_probs.max(dim=-1).values.tolist()]
+        base = {p: (lp, top) for p, lp, top in zip(view.active, base_log_probs, tops, strict=True)}
         choices: dict[int, Choice] = {}
-        checked = set(check)
-        nudged = [p for p in view.active if p not in checked]
-        base_log_probs = view.log_probs(self.base, check)
-        maxima = base_log_probs.max(dim=-1).values.tolist() if check else []
-        for position, log_probs, best in zip(check, base_log_probs, maxima, strict=True):
-            top = math.exp(best)
-            writes = top >= self.gamma
-            if writes != self.base_writes.get(position, False):
-                event = {"at_token": view.generated(position), "base_top1": top, "to": "base" if writes else "nudging"}
-                self.log.setdefault(view.prompt_index(position), []).append(event)
-            self.base_writes[position] = writes
-            if writes:
+        nudged = []
+        for position, (log_probs, top) in base.items():
+            if self.nudging.get(position, True):
+                nudged.append(position)
+            elif top >= self.gamma:
                 choices[position] = Choice(self.base, log_probs)
             else:
+                self._hand_over(view, position, top, to_base=False)
                 nudged.append(position)
-        for position, log_probs in zip(nudged, view.log_probs(self.nudger, nudged), strict=True):
-            choices[position] = Choice(self.nudger, log_probs)
+        nudger_log_probs = view.log_probs(self.nudger, nudged)
+        for position, token in zip(nudged, view.sample(nudged, nudger_log_probs), strict=True):
+            log_probs, top = base[position]
+            if (
+                self.written.get(position, 0)
+                and top >= self.gamma
+                and _starts_word(view.piece(position, self.nudger, token))
+            ):
+                self._hand_over(view, position, top, to_base=True)
+                choices[position] = Choice(self.base, log_probs)
+            else:
+                self.written[position] = self.written.get(position, 0) + 1
+                choices[position] = Choice(self.nudger, token=token)
         return choices
+
+
+def _starts_word(piece: str) -> bool:
+    """Whether a token's text holds whitespace (the word before it is complete)."""
+    return "".join(piece.split()) != piece
 
 
 class Nudging(Method):

@@ -65,13 +65,46 @@ def exchange_result(result: Any, names: Sequence[str], log: Any) -> dict[str, An
     }
 
 
+def token_spans(tokenizer: Any, ids: Sequence[int], writers: Sequence[int], names: Sequence[str]) -> list[dict]:
+    """Spans of one token stream (``writers[i]``: index of the model that chose token ``i``) whose
+    texts join to the stream's decoded text.
+
+    Each span's text is what decoding up to its last token adds; where that re-decodes the end of
+    the text before (a character whose bytes two spans share), the earlier spans are cut back, so
+    the character goes to the span that completed it.
+    """
+    spans: list[dict[str, Any]] = []
+    text, start = "", 0
+    for end in range(1, len(ids) + 1):
+        if end < len(ids) and writers[end] == writers[start]:
+            continue
+        full = tokenizer.decode(list(ids[:end]), skip_special_tokens=True)
+        keep = _common_prefix(text, full)
+        surplus = len(text) - keep
+        for span in reversed(spans):
+            if not surplus:
+                break
+            cut = min(surplus, len(span["text"]))
+            span["text"], surplus = span["text"][: len(span["text"]) - cut], surplus - cut
+        spans.append({"model": names[writers[start]], "text": full[keep:], "tokens": end - start})
+        text, start = full, end
+    return spans
+
+
+def _common_prefix(a: str, b: str) -> int:
+    limit = min(len(a), len(b))
+    return next((i for i in range(limit) if a[i] != b[i]), limit)
+
+
 def token_predictions(
     tally: UsageTally, examples: Sequence[Example], results: Sequence[dict[str, Any]], log_name: str
 ) -> list[Prediction]:
-    """Predictions whose extras hold the spans (who wrote what), the method's log and token counts."""
+    """Predictions whose extras hold the spans (who wrote what), the method's log and token counts
+    (of every pool model: those the method did not use wrote 0)."""
     predictions = []
     for _, result in zip(examples, results, strict=True):
-        tally.add(None, result["tokens_by_model"])
-        extras = {"spans": result["spans"], log_name: result["log"], "tokens_by_model": result["tokens_by_model"]}
+        tokens = {name: result["tokens_by_model"].get(name, 0) for name in tally.names}
+        tally.add(None, tokens)
+        extras = {"spans": result["spans"], log_name: result["log"], "tokens_by_model": tokens}
         predictions.append(Prediction(output=result["text"], extras=extras))
     return predictions

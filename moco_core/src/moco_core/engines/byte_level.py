@@ -505,7 +505,7 @@ class ByteJointDecoder(JointDecoder):
         seeds: list[int],
         step_hook: StepHook | None,
         hidden_states: set[int] | None = None,
-    ) -> list[str]:
+    ) -> list[bytes]:
         models = self.streams(texts)
         sampler = RowSeededSampler(seeds, settings.temperature, settings.top_p)
         generated = [b""] * len(rows)
@@ -551,7 +551,11 @@ class ByteJointDecoder(JointDecoder):
                 break
             for model in models:
                 model.append(generated, done)
-        return [data[:k].decode("utf-8", errors="replace").strip() for data, k in zip(generated, kept, strict=True)]
+        return [data[:k] for data, k in zip(generated, kept, strict=True)]
+
+    def text(self, ids: Sequence[int]) -> str:
+        """A continuation's bytes (this decoder's token ids) as text."""
+        return bytes(ids).decode("utf-8", errors="replace").strip()
 
 
 def load_byte_decoder(pool: Any, names: Sequence[str], budget_model: int = 0) -> ByteJointDecoder:

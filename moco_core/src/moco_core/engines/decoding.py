@@ -161,7 +161,6 @@ class JointDecoder:
             for m, system in zip(self.models, system_prompts, strict=True)
         ]
 
-    @torch.inference_mode()
     def decode(
         self,
         prompts_per_model: Sequence[Sequence[str]],
@@ -171,7 +170,26 @@ class JointDecoder:
         step_hook: StepHook | None = None,
         hidden_states: Sequence[int] = (),
     ) -> list[str]:
-        """One continuation per prompt; ``prompts_per_model[m][i]`` is model m's text of prompt i.
+        """One continuation per prompt, as text (see ``decode_ids``)."""
+        ids = self.decode_ids(prompts_per_model, combine, settings, seeds, step_hook, hidden_states)
+        return [self.text(row) for row in ids]
+
+    def text(self, ids: Sequence[int]) -> str:
+        """A continuation's token ids as text."""
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True).strip()
+
+    @torch.inference_mode()
+    def decode_ids(
+        self,
+        prompts_per_model: Sequence[Sequence[str]],
+        combine: Combine,
+        settings: GenerationSettings,
+        seeds: Sequence[int],
+        step_hook: StepHook | None = None,
+        hidden_states: Sequence[int] = (),
+    ) -> list[list[int]]:
+        """One continuation per prompt, as the chosen token ids up to (not counting) the first stop
+        id; ``prompts_per_model[m][i]`` is model m's text of prompt i.
 
         ``seeds[i]`` seeds prompt i's sampling stream: ``row_seed(seed, pool.request(anchor,
         prompt))`` for the member the decode leans on, so all weight on it reproduces its own
@@ -187,15 +205,15 @@ class JointDecoder:
         special = adds_special_tokens(self.tokenizer)
         lengths = [len(self.tokenizer(t, add_special_tokens=special)["input_ids"]) for t in prompts_per_model[0]]
         order = sorted(range(count), key=lambda i: -lengths[i])
-        results = [""] * count
+        results: list[list[int]] = [[] for _ in range(count)]
         for start in range(0, count, self.batch_size):
             rows = order[start : start + self.batch_size]
             texts = [[texts[i] for i in rows] for texts in prompts_per_model]
             batch = self._decode_batch(
                 rows, texts, combine, settings, [seeds[i] for i in rows], step_hook, set(hidden_states)
             )
-            for i, text in zip(rows, batch, strict=True):
-                results[i] = text
+            for i, ids in zip(rows, batch, strict=True):
+                results[i] = ids
         return results
 
     def _decode_batch(
@@ -207,7 +225,7 @@ class JointDecoder:
         seeds: list[int],
         step_hook: StepHook | None,
         hidden_states: set[int] | None = None,
-    ) -> list[str]:
+    ) -> list[list[int]]:
         hidden_states = hidden_states or set()
         streams = [
             _ModelStream(m, t, self.pad_id, keep_hidden=i in hidden_states)
@@ -233,11 +251,8 @@ class JointDecoder:
                 break
             for stream in streams:
                 stream.advance(tokens)
-        return [self._text(row) for row in torch.stack(chosen, dim=-1).tolist()] if chosen else [""] * len(rows)
-
-    def _text(self, tokens: list[int]) -> str:
-        end = next((i for i, t in enumerate(tokens) if t in self.stop_ids), len(tokens))
-        return self.tokenizer.decode(tokens[:end], skip_special_tokens=True).strip()
+        rows_ids = torch.stack(chosen, dim=-1).tolist() if chosen else [[] for _ in rows]
+        return [ids[: next((i for i, t in enumerate(ids) if t in self.stop_ids), len(ids))] for ids in rows_ids]
 
 
 def load_hf_members(pool: Any, names: Sequence[str], purpose: str = "joint decoding") -> list[HFModel]:

@@ -66,13 +66,15 @@ class RowResult:
 @dataclass
 class Choice:
     """The policy's decision for one row: ``model`` writes one token drawn from ``log_probs`` (its
-    vocabulary), or, when ``text`` is given, that whole text (``tokens`` long; ``stop`` ends the row)."""
+    vocabulary), or ``token`` (one the policy already drew with ``ExchangeView.sample``), or, when
+    ``text`` is given, that whole text (``tokens`` long; ``stop`` ends the row)."""
 
     model: int
     log_probs: torch.Tensor | None = None
     text: str | None = None
     tokens: int = 0
     stop: bool = False
+    token: int | None = None
 
 
 class _TextStream(_ModelStream):
@@ -128,7 +130,8 @@ class _TextStream(_ModelStream):
         return keep, offset, before - 2
 
     def _encode(self, texts: list[str], offsets: list[int]) -> list[tuple[list[int], list[tuple[int, int]]]]:
-        """Per text: its token ids and pre-token boundaries (token index, offset + start)."""
+        """Per text: its token ids and pre-token boundaries (token index, offset + start); none
+        where the normalizer changes the text, whose words then are not the raw text's."""
         if not self.splits:
             return [(list(ids), []) for ids in self.hf.tokenizer(texts, add_special_tokens=False)["input_ids"]]
         backend = self.hf.tokenizer.backend_tokenizer
@@ -137,8 +140,12 @@ class _TextStream(_ModelStream):
         else:  # one text at a time: a batch call's thread pool costs more than these short texts
             encodings = [backend.encode(text, add_special_tokens=False) for text in texts]
         pre_tokenize = backend.pre_tokenizer.pre_tokenize_str
+        normalizer = backend.normalizer
         results = []
         for encoding, text, offset in zip(encodings, texts, offsets, strict=True):
+            if normalizer is not None and normalizer.normalize_str(text) != text:
+                results.append((encoding.ids, []))  # words of the normalised text: no raw offsets
+                continue
             starts = [offset + start for _, (start, _) in pre_tokenize(text)]
             count = len(starts)
             boundaries = []
@@ -284,14 +291,20 @@ def _splits_words(tokenizer: Any) -> bool:
     """Whether re-encoding may start at a pre-token boundary.
 
     True for pre-tokenizers that split into words without adding anything (byte-level BPE);
-    a Metaspace pre-tokenizer or a prepending normalizer adds a word marker at the start of
-    whatever text it sees, so those tokenizers re-encode the whole continuation instead.
+    a Metaspace pre-tokenizer, a byte-level one with ``add_prefix_space`` or a prepending
+    normalizer adds a word marker or a space at the start of whatever text it sees, so those
+    tokenizers re-encode the whole continuation instead.
     """
     backend = getattr(tokenizer, "backend_tokenizer", None)
     pre_tokenizer = getattr(backend, "pre_tokenizer", None)
     if pre_tokenizer is None:
         return False
-    return "Metaspace" not in repr(pre_tokenizer) and "Prepend" not in repr(getattr(backend, "normalizer", None))
+    described = repr(pre_tokenizer)
+    return (
+        "Metaspace" not in described
+        and "add_prefix_space=True" not in described
+        and "Prepend" not in repr(getattr(backend, "normalizer", None))
+    )
 
 
 class ExchangeView:
@@ -318,7 +331,8 @@ class ExchangeView:
         return self._engine.generated[position]
 
     def log_probs(self, model: int, positions: Sequence[int], texts: Sequence[str] | None = None) -> torch.Tensor:
-        """Model ``model``'s next-token log-probabilities (temperature 1) for those rows.
+        """Model ``model``'s next-token log-probabilities (temperature 1) for those rows, over its
+        tokenizer's ids (lm_head rows beyond them, padding some checkpoints add, are dropped).
 
         ``texts`` asks about other continuations than the rows' texts (a lookahead); the model's
         cache follows them, and returns to the shared text on the next plain call by feeding
@@ -328,7 +342,7 @@ class ExchangeView:
         if not positions:
             return torch.zeros((0, 0))
         texts = list(texts) if texts is not None else [self._engine.texts[p] for p in positions]
-        logits = self._engine.streams[model].sync(positions, texts)
+        logits = self._engine.streams[model].sync(positions, texts)[:, : self._engine.vocab_sizes[model]]
         return torch.log_softmax(logits.float(), dim=-1)
 
     def hidden(self, model: int, positions: Sequence[int], texts: Sequence[str] | None = None) -> torch.Tensor:
@@ -356,12 +370,18 @@ class ExchangeView:
     def is_stop(self, model: int, token: int) -> bool:
         return token in self._engine.stop_ids[model]
 
-    def decode_tokens(self, model: int, tokens: Sequence[int]) -> str:
-        return self._engine.models[model].tokenizer.decode(list(tokens), skip_special_tokens=True)
+    def decode_tokens(self, model: int, tokens: Sequence[int], after_text: bool = False) -> str:
+        """``tokens`` as text; ``after_text``: as they read after other text (a SentencePiece
+        model's first "▁word" keeps its space), as ``write`` decodes a span that follows text."""
+        return self._engine.decode(model, list(tokens), after_text)
 
     def last_piece(self, position: int) -> str:
         """The text the row's last token added (empty before the first token)."""
         return self._engine.last_piece[position]
+
+    def piece(self, position: int, model: int, token: int) -> str:
+        """The text ``token`` would add to the row if ``model`` wrote it now (decoded in context)."""
+        return self._engine.piece(position, model, token)
 
 
 Policy = Callable[[ExchangeView], dict[int, Choice]]
@@ -391,6 +411,8 @@ class TextExchangeBatch:
         self.tokens_by_model = [[0] * len(self.models) for _ in rows]
         self.stop_ids = [eos_ids(m) for m in self.models]
         self.decoders = [token_decoder(m.tokenizer) for m in self.models]
+        self.anchors = [_anchor(m.tokenizer, d) for m, d in zip(self.models, self.decoders, strict=True)]
+        self.vocab_sizes = [len(m.tokenizer) for m in self.models]
         self.settings = settings
         self.generators = RowSeededSampler(seeds, settings.temperature, settings.top_p).generators
 
@@ -411,17 +433,39 @@ class TextExchangeBatch:
             spans.append(Span(model))
             self.span_ids[position] = []
             self.span_prefix[position] = ""
-        ids = self.span_ids[position]
-        ids.append(token)
+        self.span_ids[position].append(token)
         span = spans[-1]
         previous, text = span.text, self.texts[position]
-        span.text = new = self.span_prefix[position] + self.decoders[model](ids)
+        span.text = new = self._span_text(position, model)
         span.tokens += 1
         self.texts[position] = text[: len(text) - len(previous)] + new
-        self.last_piece[position] = (
-            new[len(previous) :] if new.startswith(previous) else new[_common_prefix(previous, new) :]
-        )
+        self.last_piece[position] = _added(previous, new)
         return True
+
+    def _span_text(self, position: int, model: int, extra: Sequence[int] = ()) -> str:
+        """The row's last span's text (it is ``model``'s) from its token ids, plus ``extra`` ids."""
+        prefix, text = self.span_prefix[position], self.texts[position]
+        after_text = bool(prefix) or len(text) > len(self.spans[position][-1].text)
+        return prefix + self.decode(model, [*self.span_ids[position], *extra], after_text)
+
+    def decode(self, model: int, ids: list[int], after_text: bool) -> str:
+        """``ids`` as text; ``after_text``: as they read after other text, so a SentencePiece
+        decoder, which drops the space of a text's first word, keeps it ("The" + "▁answer")."""
+        anchor, anchor_text = self.anchors[model]
+        if after_text and anchor:
+            text = self.decoders[model]([*anchor, *ids])
+            if text.startswith(anchor_text):
+                return text[len(anchor_text) :]
+        return self.decoders[model](ids)
+
+    def piece(self, position: int, model: int, token: int) -> str:
+        """What ``write(position, model, token)`` would add to the text, without writing it."""
+        spans = self.spans[position]
+        if token in self.stop_ids[model]:
+            return ""
+        if not spans or spans[-1].model != model:
+            return self.decode(model, [token], bool(self.texts[position]))
+        return _added(spans[-1].text, self._span_text(position, model, [token]))
 
     def write_text(self, position: int, model: int, text: str, tokens: int) -> None:
         """Append a whole text by ``model`` (a policy's chosen candidate), ``tokens`` long."""
@@ -438,6 +482,19 @@ class TextExchangeBatch:
         self.span_prefix[position] = spans[-1].text
         self.texts[position] += text
         self.last_piece[position] = text
+
+
+def _anchor(tokenizer: Any, decoder: Callable[[list[int]], str]) -> tuple[list[int], str]:
+    """Ids of a one-letter word and their text: decoded ahead of a span, they stand in for the text
+    before it (empty when the tokenizer cannot encode the letter)."""
+    ids = list(tokenizer("a", add_special_tokens=False)["input_ids"])
+    text = decoder(ids) if ids else ""
+    return (ids, text) if text else ([], "")
+
+
+def _added(previous: str, new: str) -> str:
+    """The text ``new`` adds to ``previous`` (from where they first differ, if they do)."""
+    return new[len(previous) :] if new.startswith(previous) else new[_common_prefix(previous, new) :]
 
 
 def _pad_id(hf: HFModel) -> int:
@@ -528,7 +585,7 @@ class TextExchangeDecoder:
             if not active:
                 break
             choices = policy(ExchangeView(batch, step, active))
-            sampled = [p for p in active if choices[p].text is None]
+            sampled = [p for p in active if choices[p].text is None and choices[p].token is None]
             tokens: dict[int, int] = {}
             for model in sorted({choices[p].model for p in sampled}):
                 group = [p for p in sampled if choices[p].model == model]
@@ -538,7 +595,9 @@ class TextExchangeDecoder:
             still = []
             for p in active:
                 choice = choices[p]
-                if choice.text is None:
+                if choice.token is not None:
+                    going = batch.write(p, choice.model, choice.token)
+                elif choice.text is None:
                     going = batch.write(p, choice.model, tokens[p])
                 else:
                     batch.write_text(p, choice.model, choice.text, choice.tokens)

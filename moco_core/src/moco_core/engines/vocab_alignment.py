@@ -157,7 +157,7 @@ class AlignedJointDecoder(JointDecoder):
         seeds: list[int],
         step_hook: StepHook | None,
         hidden_states: set[int] | None = None,
-    ) -> list[str]:
+    ) -> list[list[int]]:
         streams = [_ModelStream(m, t, pad) for m, t, pad in zip(self.models, texts, self.pads, strict=True)]
         sampler = RowSeededSampler(seeds, settings.temperature, settings.top_p)
         finished = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
@@ -188,7 +188,7 @@ class AlignedJointDecoder(JointDecoder):
             finished |= torch.tensor([t == self.vocabulary.stop for t in tokens], device=self.device)
             if bool(finished.all()):
                 break
-        return [self.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in read]
+        return read
 
 
 def load_aligned_decoder(pool: Any, names: Sequence[str]) -> AlignedJointDecoder:
