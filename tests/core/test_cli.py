@@ -42,6 +42,28 @@ def test_bad_param_value_names_the_param(tmp_path):
     assert_one_line_error(result, "params: tie_break")
 
 
+@pytest.mark.parametrize(
+    ("method", "params", "field"),
+    [
+        ("nudging", {"base_model": True}, "base_model"),  # true is not the pool index 1
+        ("nudging", {"gamma": "0.5"}, "gamma"),  # a string is not a number
+        ("cascade", {"defer_fraction": False}, "defer_fraction"),
+        ("majority_vote", {"tie_break": 1}, "tie_break"),
+    ],
+)
+def test_params_are_checked_strictly_as_the_json_of_a_config(tmp_path, method, params, field):
+    models = [{"name": n, "path": str(tmp_path / n)} for n in ("a", "b")]
+    result = cli.invoke(app, ["validate", str(config_file(tmp_path, method=method, models=models, params=params))])
+    assert_one_line_error(result, f"params: {field}")
+
+
+def test_an_integer_is_a_float_param(tmp_path, tiny_pool_paths):
+    models = [{"name": n, "path": str(p)} for n, p in zip("ab", tiny_pool_paths[:2], strict=False)]
+    config = config_file(tmp_path, method="nudging", models=models, params={"gamma": 1})
+    result = cli.invoke(app, ["validate", str(config)])
+    assert "params" not in result.output
+
+
 def test_unknown_param_is_refused(tmp_path):
     result = cli.invoke(app, ["validate", str(config_file(tmp_path, params={"rounds": 3}))])
     assert_one_line_error(result, "params: rounds: unknown key")

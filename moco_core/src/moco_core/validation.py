@@ -6,6 +6,7 @@ Each failure is one ``MocoError`` line naming the config field or file at fault.
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,8 +53,15 @@ def resolve_method(registry: Registry, key: str) -> MethodSpec:
 
 
 def validate_params(spec: MethodSpec, params: dict) -> BaseModel:
+    """The method's parameters, validated strictly as the JSON a config file is: ``true`` is not
+    the pool index 1 and ``"0.5"`` is not a number (an integer still is a float).  Values JSON
+    cannot carry (a date YAML parsed) are validated as given."""
     try:
-        return spec.params.model_validate(params)
+        try:
+            text = json.dumps(params)
+        except (TypeError, ValueError):
+            return spec.params.model_validate(params)
+        return spec.params.model_validate_json(text, strict=True)
     except ValidationError as exc:
         raise MocoError(format_validation_error(exc, "params", spec.params)) from None
 
