@@ -157,6 +157,7 @@ CASES = [
         0,
         "params.mlp_path: only used with mode mlp, not 'free'",
     ),
+    ("mentor_collab", {"mlp_threshold": 0.7}, 2, 0, "params.mlp_threshold: only used with mode mlp, not 'free'"),
     ("logit_fusion", {"weights": [1.0]}, 2, 0, "params.weights: expected 2 weights (one per pool model), got 1"),
     ("logit_fusion", {"weights": [0.0, 0.0]}, 2, 0, "params.weights: at least one weight must be positive"),
     ("logit_fusion", {"weights": [float("inf"), 1.0]}, 2, 0, "params: weights.0: Input should be a finite number"),

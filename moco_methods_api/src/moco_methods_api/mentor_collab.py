@@ -189,8 +189,9 @@ class MentorCollab(Method):
         """The MLP judge is read and probed now (it is small), so a wrong file never waits for generation."""
         mode, path = plan.params.mode, plan.params.mlp_path
         if mode != "mlp":
-            if path is not None:
-                raise MocoError(f"params.mlp_path: only used with mode mlp, not {mode!r}")
+            for field in ("mlp_path", "mlp_threshold"):
+                if field in plan.params.model_fields_set:
+                    raise MocoError(f"params.{field}: only used with mode mlp, not {mode!r}")
             return
         if not path:
             raise MocoError("params.mlp_path: required when mode is mlp (a MentorCollab MLP or TorchScript file)")
