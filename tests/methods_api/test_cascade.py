@@ -79,7 +79,7 @@ def test_self_ask_defers_when_the_model_says_unconfident(scripted_confidence):
     suffix = "\n\nIf you are not confident that your answer is correct, reply only with the word 'unconfident'."
     for item, reply in {"a": "Unconfident.", "b": "42"}.items():
         SCRIPT[("weak", f"test {item}{suffix}")] = (reply, [0.01])
-        SCRIPT[("strong", f"test {item}{suffix}")] = ("strong answer", [0.01])
+        SCRIPT[("strong", f"test {item}")] = ("strong answer", [0.01])  # the last member is not asked
     data = api.data([], [("test a", "x"), ("test b", "x")])
     models = [{"name": n, "path": n, "backend": "scripted"} for n in ("weak", "strong")]
     result, run = api.run("cascade", models, data, params={"confidence": "self_ask"})

@@ -30,6 +30,7 @@ from moco_core.errors import MocoError
 from moco_core.runfiles import read_json_file
 
 BEST_SINGLE = "best single model"
+ORACLE = "oracle upper bound"
 DOMAIN_ORDER = (
     "qa",
     "math",
@@ -228,7 +229,8 @@ def load_run(run_dir: str | Path) -> RunRecord:
 
 def _row_labels(records: list[RunRecord]) -> list[str]:
     """Each run's row: its config label, else its method plus the settings that set it apart from
-    other runs of that method (``single_model`` rows become the best-single row)."""
+    other runs of that method (``single_model`` rows become the best-single row; an oracle's row says
+    it is an upper bound)."""
     labels = []
     for record in records:
         same = [r for r in records if r.method == record.method and r.label is None]
@@ -241,6 +243,8 @@ def _row_labels(records: list[RunRecord]) -> list[str]:
             labels.append(f"{base} ({', '.join(f'{k}={record.settings.get(k)}' for k in differing)})")
         else:
             labels.append(base)
+        if record.metrics.get("oracle") is True:  # chosen with the test labels: a bound, never a method
+            labels[-1] = f"{ORACLE} ({labels[-1]})"
     return labels
 
 
@@ -347,7 +351,10 @@ def build_comparison(run_dirs: list[str | Path]) -> Comparison:
     for (label, dataset), runs in grouped.items():
         rows.setdefault(label, {})[dataset] = _cell(runs)
     _add_best_single(rows, methods, records)
-    order = sorted(rows, key=lambda label: (methods.get(label) != "single_model", label != BEST_SINGLE))
+    oracles = {labels[id(r)] for r in records if r.metrics.get("oracle") is True}
+    order = sorted(
+        rows, key=lambda label: (label in oracles, methods.get(label) != "single_model", label != BEST_SINGLE)
+    )
     comparison = Comparison(ordered, {label: rows[label] for label in order}, methods, warnings=warnings)
     comparison.averages = _averages(comparison)
     return comparison

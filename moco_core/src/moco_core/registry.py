@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from moco_core.errors import MocoError
 
-Level = Literal["api", "text", "logit", "weight", "baseline", "other"]
+Level = Literal["api", "text", "logit", "weight", "baseline", "oracle", "other"]  # oracle: an upper bound, not a method
 
 
 class NoParams(BaseModel):

@@ -71,9 +71,11 @@ class Cascade(Method):
         self.tally = UsageTally(ctx, self.names)
         self.thresholds: dict[str, float] = {}
 
-    def _answer(self, name: str, examples: Sequence[Example]) -> list[Generation]:
+    def _answer(self, name: str, examples: Sequence[Example], last: bool = False) -> list[Generation]:
+        """The member's answers with log-probs; ``self_ask`` asks every member but the last (which
+        cannot defer, so it answers the plain task prompt, as the original cascade did)."""
         system = self.ctx.pool.config(name).system_prompt
-        suffix = SELF_ASK if self.self_ask else ""
+        suffix = SELF_ASK if self.self_ask and not last else ""
         requests = [GenerationRequest(e.prompt + suffix, system, logprobs=True) for e in examples]
         return self.ctx.pool.generate(name, requests, self.ctx.settings)
 
@@ -99,10 +101,11 @@ class Cascade(Method):
             if not open_rows:
                 break
             last = level == len(self.names) - 1
-            generations = self._answer(name, [examples[i] for i in open_rows])
+            generations = self._answer(name, [examples[i] for i in open_rows], last)
             still_open = []
             for i, generation in zip(open_rows, generations, strict=True):
-                value = None if self.self_ask and generation.top_logprobs is None else confidence(generation, name)
+                unmeasured = generation.top_logprobs is None and (self.self_ask or last)  # needs none
+                value = None if unmeasured else confidence(generation, name)
                 tokens[i][name] = token_count(generation)
                 defers = not last and self._defers(name, generation, value)
                 step = {"model": name, "confidence": value, "deferred": defers}

@@ -2,19 +2,25 @@
 
 Nodes: one task node (the task description), one node per query, one per model, all
 featured by sentence embeddings (queries; task and model descriptions) plus a node-type flag.
+Query embeddings are centred on the dev queries' mean: queries of one task share most of their
+embedding, and what tells them apart is what routing needs.
 Edges: task-query, and query-model with features [score, cost, visible].  A query-model edge
 is labelled 1 for the query's best member by a*score - b*cost ((a, b) from ``scenario``).
 
 Training on dev (in-order 80/10/10 split; the best validation macro-F1 epoch is kept) hides
 the scores of the queries being predicted: each epoch half the training queries are hidden
 and the loss is taken on their edges, so no edge sees its own label.  Test queries join the
-graph the same way, hidden, with every dev query visible.  The trained GNN is saved under the
-moco cache, keyed by everything it depends on, and reused.
+graph the same way, hidden, with every dev query visible.  A hidden query only *receives*
+messages, so a test query's route depends on the dev graph and itself alone, never on which
+other test queries share its chunk (a resumed run routes exactly as an uninterrupted one).
+The trained GNN is saved under the moco cache, keyed by everything it depends on, and reused.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -30,6 +36,8 @@ from moco_methods_api.usage import UsageTally
 DEFAULT_EMBEDDING = "sentence-transformers/all-MiniLM-L6-v2"
 SCENARIOS = {"performance": (1.0, 0.0), "balance": (0.5, 0.5), "cost": (0.2, 0.8)}
 TASK, QUERY, MODEL = 0, 1, 2
+log = logging.getLogger(__name__)
+GNN_VERSION = 2  # part of the saved GNN's key: a change of architecture never loads an old state
 
 
 def embedding_folder(name: str) -> str:
@@ -116,17 +124,24 @@ class RouterGraph:
         import torch
 
         src, dst, attr, pairs = [], [], [], []
+
+        def edge(a: int, b: int, feature: list[float]) -> None:
+            src.append(a)
+            dst.append(b)
+            attr.append(feature)
+
         for q in range(self.n_queries):
-            src += [0, self.query_node(q)]
-            dst += [self.query_node(q), 0]
-            attr += [[0.0, 0.0, 0.0]] * 2
             row = self.scores[q]
+            visible = row is not None and q not in hidden
+            query = self.query_node(q)
+            edge(0, query, [0.0, 0.0, 0.0])
+            if visible:  # a hidden query only listens: it never shapes the task or model nodes
+                edge(query, 0, [0.0, 0.0, 0.0])
             for m in range(self.n_models):
-                visible = row is not None and q not in hidden
                 feature = [row[m] if visible else 0.0, self.costs[m], 1.0 if visible else 0.0]
-                src += [self.query_node(q), self.model_node(m)]
-                dst += [self.model_node(m), self.query_node(q)]
-                attr += [feature, feature]
+                edge(self.model_node(m), query, feature)
+                if visible:
+                    edge(query, self.model_node(m), feature)
                 pairs.append((q, m))
         return torch.tensor([src, dst]), torch.tensor(attr), pairs
 
@@ -136,22 +151,32 @@ def build_gnn(in_dim: int, hidden: int) -> Any:
     from torch_geometric.nn import GeneralConv
 
     class EdgePredictor(torch.nn.Module):
+        """Normalised inputs (near-duplicate sentence embeddings differ in few directions) and a
+        query-model product in the edge scorer, so routing by query content trains reliably."""
+
         def __init__(self) -> None:
             super().__init__()
+            self.norm = torch.nn.LayerNorm(in_dim)
             self.project = torch.nn.Linear(in_dim, hidden)
             self.conv1 = GeneralConv(hidden, hidden, in_edge_channels=3, aggr="mean")
             self.conv2 = GeneralConv(hidden, hidden, in_edge_channels=3, aggr="mean")
             self.score = torch.nn.Sequential(
-                torch.nn.Linear(2 * hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1)
+                torch.nn.Linear(3 * hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1)
             )
 
         def forward(self, x: Any, edge_index: Any, edge_attr: Any, queries: Any, models: Any) -> Any:
-            h = torch.relu(self.project(x))
+            h = torch.relu(self.project(self.norm(x)))
             h = torch.relu(self.conv1(h, edge_index, edge_attr)) + h
             h = self.conv2(h, edge_index, edge_attr) + h
-            return self.score(torch.cat([h[queries], h[models]], -1)).squeeze(-1)
+            return self.score(torch.cat([h[queries], h[models], h[queries] * h[models]], -1)).squeeze(-1)
 
     return EdgePredictor()
+
+
+def check_geometric() -> None:
+    """torch-geometric is an extra; without it the run is refused at validate, not after loading."""
+    if importlib.util.find_spec("torch_geometric") is None:
+        raise MissingCapabilityError("graph_router needs torch-geometric: pip install 'moco-methods-api[graph]'")
 
 
 def check_costs(costs: list[float] | None, count: int) -> None:
@@ -164,6 +189,7 @@ class GraphRouter(Method):
     def check(cls, plan: RunPlan) -> None:
         check_costs(plan.params.model_costs, len(plan.pool_names))
         check_model_param("params.embedding_model", embedding_folder(plan.params.embedding_model))
+        check_geometric()
 
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
@@ -171,8 +197,7 @@ class GraphRouter(Method):
         costs = self.params.model_costs
         check_costs(costs, len(self.names))
         self.costs = list(costs) if costs is not None else [1.0] * len(self.names)
-        if importlib.util.find_spec("torch_geometric") is None:
-            raise MissingCapabilityError("graph_router needs torch-geometric: pip install 'moco-methods-api[graph]'")
+        check_geometric()
         self.tally = UsageTally(ctx, self.names)
 
     def _texts(self) -> tuple[str, list[str]]:
@@ -240,9 +265,12 @@ class GraphRouter(Method):
         name = self.params.embedding_model
         self.task_embedding = embed(name, [task])
         self.model_embeddings = embed(name, descriptions)
-        self.dev_embeddings = embed(name, [e.question for e in dev])
+        dev_embeddings = embed(name, [e.question for e in dev])
+        self.query_center = dev_embeddings.mean(0, keepdim=True)
+        self.dev_embeddings = dev_embeddings - self.query_center
         key = cache_key(
             kind="graph_router",
+            version=GNN_VERSION,
             params=self.params.model_dump(),
             costs=self.costs,
             task=task,
@@ -255,24 +283,42 @@ class GraphRouter(Method):
         graph = RouterGraph(
             self.task_embedding, self.dev_embeddings, self.model_embeddings, self.dev_scores, self.costs
         )
-        self.model = build_gnn(graph.x.shape[1], self.params.hidden_dim)
-        if path.is_file():
-            saved = torch.load(path)
-            self.model.load_state_dict(saved["state"])
-            self.ctx.metrics["graph_router"] = saved["metrics"]
+        saved = self._load(path, graph.x.shape[1])
+        if saved is not None:
+            self.model, self.ctx.metrics["graph_router"] = saved
         else:
             self.model = self._train(graph, labels)
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".partial")
+            partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
             torch.save({"state": self.model.state_dict(), "metrics": self.ctx.metrics["graph_router"]}, partial)
             partial.replace(path)
         self.model.eval()
-        self.ctx.metrics["graph_router"]["dev_labels"] = {n: labels.count(i) for i, n in enumerate(self.names)}
+        summary = self.ctx.metrics["graph_router"]
+        summary["reused"] = saved is not None
+        summary["path"] = str(path)
+        summary["dev_labels"] = {n: labels.count(i) for i, n in enumerate(self.names)}
+
+    def _load(self, path: Path, in_dim: int) -> tuple[Any, dict] | None:
+        """The saved GNN and its training summary; None when absent or unreadable (then it is retrained)."""
+        import torch
+
+        if not path.is_file():
+            return None
+        model = build_gnn(in_dim, self.params.hidden_dim)
+        try:
+            saved = torch.load(path)
+            model.load_state_dict(saved["state"])
+            metrics = dict(saved["metrics"])
+        except Exception as exc:  # a damaged or foreign file only costs a retraining
+            log.warning("graph_router: retraining; cannot read the saved GNN %s (%s)", path, exc)
+            return None
+        return model, metrics
 
     def predict(self, examples: list[Example]) -> list[Prediction]:
         import torch
 
-        queries = torch.cat([self.dev_embeddings, embed(self.params.embedding_model, [e.question for e in examples])])
+        asked = embed(self.params.embedding_model, [e.question for e in examples]) - self.query_center
+        queries = torch.cat([self.dev_embeddings, asked])
         scores: list[list[float] | None] = [*self.dev_scores, *([None] * len(examples))]
         graph = RouterGraph(self.task_embedding, queries, self.model_embeddings, scores, self.costs)
         test = list(range(len(self.dev_scores), len(scores)))

@@ -54,7 +54,7 @@ def moco_register_methods(register: Callable[..., None]) -> None:
     register(
         MethodSpec(
             key="oracle_routing",
-            level="baseline",
+            level="oracle",
             implementation="moco_methods_api.oracle_routing:OracleRouting",
             summary=(
                 "ORACLE upper bound, not a method: reads the test labels and gives each item to a model "

@@ -11,18 +11,20 @@ from __future__ import annotations
 import re
 
 from moco_core.errors import MocoError
-from moco_core.method import Method
+from moco_core.method import Method, MethodContext
 from moco_core.types import Example, Prediction
 from moco_core.validation import RunPlan
+from moco_methods_api.routing import routed_predictions
+from moco_methods_api.usage import UsageTally, token_count
 
 _NUMBER = r"#?\s*(?P<number>\d+)(?![\d]|[.,]\d)"
-MODEL_MENTION = re.compile(rf"(?i)\bmodel\s*{_NUMBER}")
+MODEL_MENTION = re.compile(rf"(?i)\bmodel[\s:_]*{_NUMBER}")
 FINAL_LINE = re.compile(
-    rf"(?i)^[\s*_`>#-]*(?:(?:final\s+)?(?:answer|choice|selection|decision|model)\s*[:：-]\s*)?[*_`]*"
-    rf"(?:model\s*)?{_NUMBER}[*_`]*[\s.!]*$"
+    rf"(?i)^[\s*_`>#-]*(?:(?:final\s+)?(?:answer|choice|selection|decision|model)\s*[:：-]\s*)?[*_`(\[]*"
+    rf"(?:model[\s_]*)?[(\[]?{_NUMBER}[*_`)\]]*[\s.!]*$"
 )
 _NEGATED_BEFORE = re.compile(
-    r"(?i)(?:\bnot|n['’]t|\bnever|\bno|\brather\s+than|\binstead\s+of|\bavoid(?:ing)?|\bexcept|\bover|\bthan)"
+    r"(?i)(?:\bnot|n['’]t|\bnever|\bno|\brather\s+than|\binstead\s+of|\bavoid(?:ing)?|\bexcept|\bover|\bthan|\bunlike)"
     r"\s*(?:\b(?:use|choose|pick|select|go\s+with|the)\s+)?[*_`\"']*$"
 )
 _NEGATED_AFTER = re.compile(
@@ -83,14 +85,19 @@ def _mentions(reply: str, names: list[str]) -> list[int]:
 def parse_choice(reply: str, names: list[str]) -> int | None:
     """The 0-based model index a router reply chooses, or None when it chooses none clearly.
 
-    The strict final line ("Model k", or a bare k) wins; otherwise the one model the reply names
-    without ruling it out; several different models named that way choose none.
+    The strict final line ("Model k", or a bare k) wins; then a last line that names one model
+    without ruling it out (a router that echoes the list, then concludes); otherwise the one model
+    the whole reply names that way; several different models named that way choose none.
     """
     final = _final_line(reply, len(names))
     if final is not None:
         return final
-    chosen = set(_mentions(reply, names))
-    return chosen.pop() if len(chosen) == 1 else None
+    lines = [line for line in reply.splitlines() if line.strip()]
+    for text in (lines[-1:] if len(lines) > 1 else []) + [reply]:
+        chosen = set(_mentions(text, names))
+        if len(chosen) == 1:
+            return chosen.pop()
+    return None
 
 
 class PromptRouting(Method):
@@ -102,6 +109,10 @@ class PromptRouting(Method):
         if plan.params.router is not None and plan.params.router not in names:
             raise MocoError(f"params.router: {plan.params.router!r} is not a pool model (pool: {', '.join(names)})")
 
+    def __init__(self, ctx: MethodContext) -> None:
+        super().__init__(ctx)
+        self.tally = UsageTally(ctx, ctx.pool.names)
+
     def prepare(self) -> None:
         self.fallback = self.ctx.dev_best()
         self.router = self.params.router or self.fallback
@@ -111,18 +122,10 @@ class PromptRouting(Method):
         names = self.ctx.pool.names
         descriptions = [self.ctx.pool.description(n) for n in names]
         prompts = [routing_prompt(query_text(e), descriptions) for e in examples]
-        replies = [g.text for g in self.ctx.pool.generate(self.router, prompts, self.ctx.settings)]
+        routed = self.ctx.pool.generate(self.router, prompts, self.ctx.settings)
+        replies = [g.text for g in routed]
         choices = [parse_choice(reply, names) for reply in replies]
         chosen = [names[c] if c is not None else self.fallback for c in choices]
-        outputs: list[str] = [""] * len(examples)
-        for name in dict.fromkeys(chosen):
-            rows = [i for i, c in enumerate(chosen) if c == name]
-            for i, generation in zip(rows, self.ctx.answer(name, [examples[i] for i in rows]), strict=True):
-                outputs[i] = generation.text
-        return [
-            Prediction(
-                output=outputs[i],
-                extras={"routed_to": chosen[i], "router_reply": replies[i], "route_parsed": choices[i] is not None},
-            )
-            for i in range(len(examples))
-        ]
+        extras = [{"router_reply": r, "route_parsed": c is not None} for r, c in zip(replies, choices, strict=True)]
+        routing_tokens = [{self.router: token_count(g)} for g in routed]
+        return routed_predictions(self.ctx, self.tally, examples, chosen, extras, routing_tokens)

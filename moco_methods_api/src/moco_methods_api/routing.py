@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from moco_core.method import MethodContext
 from moco_core.types import Example, Generation, Prediction
@@ -28,12 +28,15 @@ def routed_predictions(
     examples: Sequence[Example],
     chosen: Sequence[str],
     extras: Sequence[dict] | None = None,
+    routing_tokens: Sequence[Mapping[str, int]] | None = None,
 ) -> list[Prediction]:
-    """Predictions whose extras say which model answered and how many tokens it wrote."""
+    """Predictions whose extras say which model answered and how many tokens each model wrote:
+    the answer, plus ``routing_tokens`` (per example, what a router LM generated to choose)."""
     generations = answer_routed(ctx, examples, chosen)
     predictions = []
     for i, (name, generation) in enumerate(zip(chosen, generations, strict=True)):
-        tokens = {name: token_count(generation)}
+        tokens = dict(routing_tokens[i]) if routing_tokens else {}
+        tokens[name] = tokens.get(name, 0) + token_count(generation)
         tally.add(name, tokens)
         extra = {"routed_to": name, "tokens_by_model": tokens, **(extras[i] if extras else {})}
         predictions.append(Prediction(output=generation.text, extras=extra))

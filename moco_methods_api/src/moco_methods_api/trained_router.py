@@ -18,7 +18,7 @@ from moco_core.method import Method, MethodContext
 from moco_core.types import Example, GenerationSettings, Prediction, TrainingJob
 from moco_core.validation import RunPlan, check_model_param
 from moco_methods_api.routing import routed_predictions
-from moco_methods_api.usage import UsageTally
+from moco_methods_api.usage import UsageTally, token_count
 
 ROUTER = "trained-router"
 MODEL_NUMBER = re.compile(r"\bmodel\s*#?\s*(\d+)", re.IGNORECASE)
@@ -68,13 +68,14 @@ def check_hyperparameters(hyperparameters: dict) -> None:
 
 
 def check_router_backend(plan: RunPlan, router: str) -> None:
-    """The router is LoRA-trained from its member's weights, so its backend must hold them."""
+    """The router is LoRA-trained from its member's weights, so its backend must hold them and its
+    path must name them (a model folder or hub id, not an API model name)."""
     from moco_core.plugins import get_registry
 
     i = plan.pool_names.index(router)
     backend = plan.config.models[i].backend
     spec = get_registry().backends.get(backend)
-    if spec is not None and not spec.weights:
+    if spec is not None and not (spec.weights and spec.local_paths):
         raise MocoError(
             f"models[{i}].backend: trained_router trains {router} as its router from its weights; "
             f"the {backend} backend serves only text (set params.router_base_model to a local member)"
@@ -98,7 +99,7 @@ class TrainedRouter(Method):
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
         self.names = ctx.pool.names
-        self.tally = UsageTally(ctx, self.names)
+        self.tally = UsageTally(ctx, self.names, helpers=[ROUTER])
 
     def _descriptions(self) -> list[str]:
         descriptions = [self.ctx.pool.description(n) for n in self.names]
@@ -149,10 +150,11 @@ class TrainedRouter(Method):
     def predict(self, examples: list[Example]) -> list[Prediction]:
         descriptions = self._descriptions()
         greedy = GenerationSettings(max_new_tokens=8, temperature=0.0, top_p=1.0, seed=self.ctx.settings.seed)
-        replies = [
-            g.text for g in self.ctx.pool.generate(ROUTER, [router_prompt(e, descriptions) for e in examples], greedy)
-        ]
+        prompts = [router_prompt(e, descriptions) for e in examples]
+        routed = self.ctx.pool.generate(ROUTER, prompts, greedy, logprobs=True)
+        replies = [g.text for g in routed]
         parsed = [parse_route(r, len(self.names)) for r in replies]
         chosen = [self.names[k] if k is not None else self.fallback for k in parsed]
         extras = [{"router_reply": r, "route_parsed": k is not None} for r, k in zip(replies, parsed, strict=True)]
-        return routed_predictions(self.ctx, self.tally, examples, chosen, extras)
+        routing_tokens = [{ROUTER: token_count(g)} for g in routed]
+        return routed_predictions(self.ctx, self.tally, examples, chosen, extras, routing_tokens)

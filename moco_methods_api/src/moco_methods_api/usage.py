@@ -18,11 +18,13 @@ from moco_core.runner import PREDICTIONS, read_predictions
 class UsageTally:
     """Running totals written to ``ctx.metrics["usage"]`` after every ``add``."""
 
-    def __init__(self, ctx: MethodContext, names: Iterable[str]) -> None:
+    def __init__(self, ctx: MethodContext, names: Iterable[str], helpers: Iterable[str] = ()) -> None:
+        """``helpers``: models outside the pool that generate for the method (a trained router LM);
+        their tokens count as cost, but they answer no query."""
         self.ctx = ctx
         self.names = list(names)
         self.queries = dict.fromkeys(self.names, 0)
-        self.tokens = dict.fromkeys(self.names, 0)
+        self.tokens = dict.fromkeys([*self.names, *helpers], 0)
         for line in read_predictions(ctx.work_dir.parent / PREDICTIONS):
             self._count(line.get("routed_to"), line.get("tokens_by_model") or {})
         self._publish()
@@ -45,10 +47,13 @@ class UsageTally:
         if total_queries:
             usage["query_share"] = {n: self.queries[n] / total_queries for n in self.names}
         if total_tokens:
-            usage["token_share"] = {n: self.tokens[n] / total_tokens for n in self.names}
+            usage["token_share"] = {n: count / total_tokens for n, count in self.tokens.items()}
         self.ctx.metrics["usage"] = usage
 
 
 def token_count(generation: Any) -> int:
-    """Generated tokens of a generation asked with ``logprobs=True`` (up to, not counting, EOS)."""
-    return len(generation.top_logprobs or [])
+    """Generated tokens: with log-probs, the tokens up to (not counting) EOS; else the backend's own
+    count (stop token included), 0 where it gives none."""
+    if generation.top_logprobs is not None:
+        return len(generation.top_logprobs)
+    return int(generation.tokens or 0)
