@@ -27,7 +27,18 @@ cli = CliRunner()
 
 
 def write_cell(
-    root, pool, method, dataset, domain, scores, models, model_scores=None, generations=8, key=None, compute=None
+    root,
+    pool,
+    method,
+    dataset,
+    domain,
+    scores,
+    models,
+    model_scores=None,
+    generations=8,
+    key=None,
+    compute=None,
+    extra=None,
 ):
     directory = root / "cells" / f"{pool}--{method}--{dataset}--s0"
     directory.mkdir(parents=True)
@@ -49,6 +60,7 @@ def write_cell(
     }
     if compute is not None:
         metrics["compute"] = compute
+    metrics.update(extra or {})
     (directory / "metrics.json").write_text(json.dumps(metrics))
     info = {"cell": directory.name, "method": method, "method_key": key or method, "dataset": dataset, "pool": pool}
     (directory / "cell.json").write_text(json.dumps({**info, "seed": 0, "models": models}))
@@ -93,6 +105,22 @@ def test_results_table_marks_best_second_and_gains_over_the_best_single_model(ha
     latex = render_latex(table)
     assert r"\multicolumn{1}{c}{qa} & \multicolumn{1}{c}{math}" in latex
     assert r"\textbf{0.7500}$^\uparrow$" in latex and r"self\_consistency & " in latex
+
+
+def test_an_oracle_is_a_labelled_last_row_never_marked_best_nor_counted_as_a_method(handmade):
+    pair = ["a", "b"]
+    oracle = {"oracle": True}
+    write_cell(handmade, "p2", "oracle_routing", "d1", "math", [1, 1, 1, 1], pair, extra=oracle)
+    write_cell(handmade, "p2", "oracle_routing", "d2", "qa", [1, 0, 1, 1], pair, extra=oracle)
+    cells = collect_cells(handmade)
+    table = results_table(cells, "p2")
+    labels = [label for label, _ in table.rows]
+    assert labels[-1] == "oracle upper bound (oracle_routing)" and "oracle_routing" not in labels
+    assert dict(table.rows)[labels[-1]] == [0.75, 1.0, 0.875]
+    mv = labels.index("mv")
+    assert table.marks[mv] == ["best", "best", "best"], "the bound's higher scores take no mark from a method"
+    assert table.marks[-1] == ["", "", ""] and not any(table.up[-1])
+    assert all(r.method != "oracle_routing" for r in emergence(cells))
 
 
 def test_emergence_controls_and_diversity(handmade):

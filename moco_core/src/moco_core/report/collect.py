@@ -48,6 +48,12 @@ class CellResult:
         return self.method_key == "self_consistency" and self.method.startswith(CONTROL_LABEL)
 
     @property
+    def is_bound(self) -> bool:
+        """A method that chose with the test labels (``oracle_routing``): an upper bound with a row of
+        its own in the results table, never marked best nor counted among the methods."""
+        return self.metrics.get("oracle") is True
+
+    @property
     def score(self) -> float:
         return float(self.metrics["score"]["mean"])
 

@@ -59,7 +59,7 @@ def emergence(cells: list[CellResult]) -> list[EmergenceRow]:
     totals: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     for cell in cells:
         items = per_model.get((cell.pool, cell.dataset, cell.seed))
-        if items is None or cell.method_key == SINGLE or cell.is_control:
+        if items is None or cell.method_key == SINGLE or cell.is_control or cell.is_bound:
             continue
         unsolved = {key for key, scores in items.items() if max(scores.values()) < 1.0}
         solved = sum(1 for line in cell.lines() if _key(line) in unsolved and float(line["score"]) >= 1.0)

@@ -22,7 +22,7 @@ REFERENCE = "best single model"
 def _average(cells: list[CellResult], value: Any) -> dict[tuple[str, str], float]:
     found: dict[tuple[str, str], list[float]] = defaultdict(list)
     for cell in cells:
-        if not cell.normalize and cell.method_key != SINGLE and not cell.is_control:
+        if not cell.normalize and cell.method_key != SINGLE and not (cell.is_control or cell.is_bound):
             number = value(cell)
             if number is not None:
                 found[cell.pool, cell.method].append(float(number))

@@ -4,7 +4,8 @@ Like the paper's Table 1: dataset columns in domain order, a macro-average per d
 than one dataset and an overall average (reward-model columns min-max normalised across rows
 before they enter an average). Seeds are averaged. The reference row is the pool's best single
 model; a method cell above it is marked as an improvement, and the best and second-best method
-of each column are marked.
+of each column are marked.  An upper bound chosen with the test labels (``oracle_routing``) gets
+a labelled last row and takes part in no marking.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from statistics import mean
 
-from moco_core.compare import BEST_SINGLE, DOMAIN_ORDER
+from moco_core.compare import BEST_SINGLE, DOMAIN_ORDER, ORACLE
 from moco_core.report.collect import SINGLE, CellResult
 
 
@@ -36,6 +37,8 @@ class ResultsTable:
     reference: bool
     marks: list[list[str]] = field(default_factory=list)
     up: list[list[bool]] = field(default_factory=list)
+    bounds: set[str] = field(default_factory=set)
+    """Labels of rows that are upper bounds, not methods."""
 
 
 def _domain_rank(domain: str) -> tuple[int, str]:
@@ -61,10 +64,15 @@ def results_table(cells: list[CellResult], pool: str) -> ResultsTable:
     in_pool = [c for c in cells if c.pool == pool and not c.is_control]
     datasets = sorted({(c.domain, c.dataset, c.normalize) for c in in_pool}, key=lambda d: (_domain_rank(d[0]), d[1]))
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    bounds: set[str] = set()
     for cell in in_pool:
-        if cell.method_key != SINGLE:
+        if cell.is_bound:
+            bounds.add(label := f"{ORACLE} ({cell.method})")
+            scores[label][cell.dataset].append(cell.score)
+        elif cell.method_key != SINGLE:
             scores[cell.method][cell.dataset].append(cell.score)
-    values = {m: {d: mean(v) for d, v in by.items()} for m, by in scores.items()}
+    ordered = sorted(scores, key=lambda label: label in bounds)
+    values = {m: {d: mean(v) for d, v in scores[m].items()} for m in ordered}
     reference = best_single_by_dataset(in_pool)
     table = {BEST_SINGLE: reference, **values} if reference else values
     normalised = _normalised(table, {d for _, d, n in datasets if n})
@@ -96,7 +104,7 @@ def results_table(cells: list[CellResult], pool: str) -> ResultsTable:
                     domain_means.append(mean(normalised[method][d] for d in names))
             row.append(mean(domain_means) if len(domain_means) == len(domains) else None)
         rows.append((method, row))
-    result = ResultsTable(pool, columns, rows, bool(reference))
+    result = ResultsTable(pool, columns, rows, bool(reference), bounds=bounds)
     _mark(result)
     return result
 
@@ -117,10 +125,11 @@ def _mark(table: ResultsTable) -> None:
     table.marks = [["" for _ in table.columns] for _ in table.rows]
     table.up = [[False for _ in table.columns] for _ in table.rows]
     for col in range(len(table.columns)):
-        present = sorted({row[col] for _, row in table.rows[first:] if row[col] is not None}, reverse=True)
-        for r, (_, row) in enumerate(table.rows):
+        methods = [row for label, row in table.rows[first:] if label not in table.bounds]
+        present = sorted({row[col] for row in methods if row[col] is not None}, reverse=True)
+        for r, (label, row) in enumerate(table.rows):
             value = row[col]
-            if value is None or r < first:
+            if value is None or r < first or label in table.bounds:
                 continue
             if value == present[0]:
                 table.marks[r][col] = "best"
