@@ -25,7 +25,8 @@ def moco_register_methods(register: Callable[..., None]) -> None:
     register(
         MethodSpec(
             key="template_longest_answer",
-            # The collaboration level: "api", "text", "logit", "weight", "baseline" or "other".
+            # The collaboration level: "api", "text", "logit", "weight", "baseline", "oracle" (an upper
+            # bound computed from test labels, never a method) or "other".
             level="text",
             implementation="moco_plugin_template.longest_answer:LongestAnswer",
             summary="Every model answers; the longest response that states an answer wins (optionally top-k by dev).",
