@@ -64,6 +64,25 @@ class ConstantJudge(torch.nn.Module):
 
 
 @pytest.mark.slow
+def test_losing_candidates_are_generated_tokens_but_write_nothing(api, tiny_pool_paths, tmp_path):
+    path = tmp_path / "judge.pt"
+    torch.jit.script(ConstantJudge(5.0)).save(str(path))  # the generator's candidate always wins
+    models = [{"name": "gen", "path": str(tiny_pool_paths[0])}, {"name": "mentor", "path": str(tiny_pool_paths[1])}]
+    data = api.data([], [(f"test question {i}", "x") for i in range(4)])
+    params = {"decision_proportion": 1.0, "patch_size": 3, "mode": "mlp", "mlp_path": str(path)}
+    result, run = api.run("mentor_collab", models, data, params, generation={"max_new_tokens": 12})
+    assert result.exit_code == 0, result.output
+    lines = api.predictions(run)
+    for line in lines:
+        written, generated = line["tokens_by_model"], line["generated_tokens_by_model"]
+        assert written["mentor"] == 0 and all(generated[m] >= written[m] for m in written)
+    usage = api.metrics(run)["usage"]
+    assert usage["token_share"]["mentor"] == 0
+    assert usage["generated_tokens"]["mentor"] == sum(line["generated_tokens_by_model"]["mentor"] for line in lines) > 0
+    assert usage["generated_tokens"]["gen"] > sum(line["tokens_by_model"]["gen"] for line in lines)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("logit", "winner"), [(5.0, "gen"), (-5.0, "mentor")])
 def test_mlp_judge_keeps_the_generator_above_the_threshold(api, tiny_pool_paths, tmp_path, logit, winner):
     path = tmp_path / f"judge{logit}.pt"

@@ -32,7 +32,7 @@ from moco_core.types import Example, GenerationSettings, Prediction
 from moco_core.validation import RunPlan
 from moco_methods_api.mentor_mlp import decision_text, load_classifier
 from moco_methods_api.token_level import cached_decode, exchange_result, token_predictions
-from moco_methods_api.usage import UsageTally
+from moco_methods_api.usage import UsageTally, token_count
 
 GENERATOR, MENTOR = 0, 1
 MAX_WORD_TOKENS = 8
@@ -117,6 +117,13 @@ class MentorPolicy:
         self.threshold = threshold
         self.log: dict[int, list[dict]] = {}
         self.decisions: dict[int, int] = {}
+        self.generated: dict[int, list[int]] = {}
+        """Per row, tokens each model generated: every lookahead (words and candidates, losing ones
+        too) and the generator's verdicts in mode free."""
+
+    def _spent(self, view: ExchangeView, position: int, model: int, tokens: int) -> None:
+        counts = self.generated.setdefault(view.prompt_index(position), [0, 0])
+        counts[model] += tokens
 
     def _judge(self, view: ExchangeView, rows: list[int], own: dict, mentor: dict) -> dict[int, bool]:
         """Per row: True when the judge prefers the mentor's candidate."""
@@ -131,6 +138,8 @@ class MentorPolicy:
         ]
         greedy = GenerationSettings(max_new_tokens=4, temperature=0.0, top_p=1.0, seed=self.ctx.settings.seed)
         replies = self.ctx.pool.generate(self.generator, prompts, greedy)
+        for p, reply in zip(rows, replies, strict=True):
+            self._spent(view, p, GENERATOR, token_count(reply))
         return {p: parse_verdict(r.text) == "B" for p, r in zip(rows, replies, strict=True)}
 
     def __call__(self, view: ExchangeView) -> dict[int, Choice]:
@@ -162,7 +171,10 @@ class MentorPolicy:
     def _ahead(
         self, view: ExchangeView, model: int, rows: list[int], limit: int, whole_word: bool, budget: dict[int, int]
     ) -> dict[int, tuple[str, int, bool]]:
-        return Lookahead(view, model).run(rows, limit, whole_word, budget)
+        found = Lookahead(view, model).run(rows, limit, whole_word, budget)
+        for p, (_, tokens, _) in found.items():
+            self._spent(view, p, model, tokens)
+        return found
 
     def _record(self, view: ExchangeView, position: int, agreed: bool, chosen: int) -> None:
         event = {"at_token": view.generated(position), "agreed": agreed, "chosen": chosen}
@@ -239,10 +251,13 @@ class MentorCollab(Method):
             results = decoder.decode(rendered, factory, settings, seeds)
             logs = {i: events for policy in policies for i, events in policy.log.items()}
             decisions = {i: n for policy in policies for i, n in policy.decisions.items()}
+            generated = {i: n for policy in policies for i, n in policy.generated.items()}
             out = []
             for i, result in enumerate(results):
                 events = [{**e, "chosen": self.names[e["chosen"]]} for e in logs.get(i, [])]
-                out.append(exchange_result(result, self.names, {"words": decisions.get(i, 0), "consulted": events}))
+                row = exchange_result(result, self.names, {"words": decisions.get(i, 0), "consulted": events})
+                row["generated_tokens_by_model"] = dict(zip(self.names, generated.get(i, [0, 0]), strict=True))
+                out.append(row)
             return out
 
         key = {
@@ -251,7 +266,7 @@ class MentorCollab(Method):
             "mode": params.mode,
             "mlp": self.mlp_digest,
             "mlp_threshold": params.mlp_threshold if params.mode == "mlp" else None,
-            "words": "in context, within max_new_tokens",  # results of older word rules are not served
+            "words": "in context, within max_new_tokens, drafts counted",  # older results are not served
         }
         results = cached_decode(self.ctx, "mentor_collab", self.names, key, [e.prompt for e in examples], decode)
         return token_predictions(self.tally, examples, results, "consultations")

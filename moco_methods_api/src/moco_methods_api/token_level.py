@@ -100,11 +100,16 @@ def token_predictions(
     tally: UsageTally, examples: Sequence[Example], results: Sequence[dict[str, Any]], log_name: str
 ) -> list[Prediction]:
     """Predictions whose extras hold the spans (who wrote what), the method's log and token counts
-    (of every pool model: those the method did not use wrote 0)."""
+    (of every pool model: those the method did not use wrote 0), and, where a method generated more
+    than its answers hold, ``generated_tokens_by_model``."""
     predictions = []
     for _, result in zip(examples, results, strict=True):
         tokens = {name: result["tokens_by_model"].get(name, 0) for name in tally.names}
-        tally.add(None, tokens)
         extras = {"spans": result["spans"], log_name: result["log"], "tokens_by_model": tokens}
+        generated = None
+        if "generated_tokens_by_model" in result:
+            generated = {name: result["generated_tokens_by_model"].get(name, 0) for name in tally.names}
+            extras["generated_tokens_by_model"] = generated
+        tally.add(None, tokens, generated)
         predictions.append(Prediction(output=result["text"], extras=extras))
     return predictions
