@@ -50,13 +50,18 @@ def _llama(folder: Path, tokenizer, seed: int) -> Path:
     return _save_tiny_llama(folder, tokenizer, seed)
 
 
-def byte_level(folder: Path, seed: int, pad: bool = True, prefix_space: bool = False, normalizer=None) -> Path:
-    """A GPT-2 style byte-level BPE over a corpus with accents, CJK and emoji."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def byte_level(
+    folder: Path, seed: int, pad: bool = True, prefix_space: bool = False, normalizer=None, trim_offsets=False
+) -> Path:
+    """A GPT-2 style byte-level BPE over a corpus with accents, CJK and emoji (``trim_offsets``: a
+    RoBERTa-style processor whose token offsets leave out their leading space)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=prefix_space)
     tokenizer.decoder = decoders.ByteLevel()
+    if trim_offsets:
+        tokenizer.post_processor = processors.ByteLevel(trim_offsets=True)
     if normalizer is not None:
         tokenizer.normalizer = normalizer
     trainer = trainers.BpeTrainer(
@@ -115,6 +120,7 @@ def build(kind: str, folder: Path) -> Path:
         "legacy_prepend_normalizer": lambda: legacy_prepend(folder, 6),
         "byte_level_prefix_space": lambda: byte_level(folder, 4, prefix_space=True),
         "byte_level_nfc": lambda: byte_level(folder, 10, normalizer=normalizers.NFC()),
+        "byte_level_trim_offsets": lambda: byte_level(folder, 9, trim_offsets=True),
     }
     return builders[kind]()
 
@@ -196,6 +202,7 @@ def kinds(tmp_path_factory):
         "legacy_prepend_normalizer",
         "byte_level_prefix_space",  # every re-encoded tail would gain a space: whole re-encodes instead
         "byte_level_nfc",  # NFC merges pre-tokens: raw offsets do not name the normalised text's words
+        "byte_level_trim_offsets",  # token offsets leave out the leading space: the pre-tokens' starts
     ],
 )
 @pytest.mark.parametrize("first", [0, 1])

@@ -96,6 +96,9 @@ class _TextStream(_ModelStream):
         """Per row, (text, ids, boundaries) of its latest encoding, shared by the streams of models
         with one tokenizer: a text one of them encoded is not encoded again by the others."""
         self.splits = _splits_words(hf.tokenizer)
+        processor = getattr(getattr(hf.tokenizer, "backend_tokenizer", None), "post_processor", None)
+        self.token_offsets = "trim_offsets=True" not in repr(processor)
+        """Whether a token's offsets start where its text does (no processor trims their whitespace)."""
         self.ids: list[list[int]] = [[] for _ in range(count)]
         self.boundaries: list[list[tuple[int, int]]] = [[] for _ in range(count)]
         """Per row: (token index, character offset) of every cached token that starts a pre-token."""
@@ -146,13 +149,17 @@ class _TextStream(_ModelStream):
             if normalizer is not None and normalizer.normalize_str(text) != text:
                 results.append((encoding.ids, []))  # words of the normalised text: no raw offsets
                 continue
-            starts = [offset + start for _, (start, _) in pre_tokenize(text)]
-            count = len(starts)
+            word_ids = encoding.word_ids
+            if self.token_offsets:  # a word's first token starts where the word does
+                starts = [start for start, _ in encoding.offsets]
+            else:  # offsets trimmed of whitespace: the pre-tokens' own starts
+                words = [start for _, (start, _) in pre_tokenize(text)]
+                starts = [words[w] if w is not None and w < len(words) else -1 for w in word_ids]
             boundaries = []
             previous = None
-            for i, word in enumerate(encoding.word_ids):
-                if word != previous and word is not None and word < count:
-                    boundaries.append((i, starts[word]))
+            for i, word in enumerate(word_ids):
+                if word != previous and word is not None and starts[i] >= 0:
+                    boundaries.append((i, offset + starts[i]))
                 previous = word
             results.append((encoding.ids, boundaries))
         return results
