@@ -32,6 +32,7 @@ import torch
 
 from moco_core.backends.hf import HFBackend, HFModel, adds_special_tokens, eos_ids, row_seed
 from moco_core.engines.decoding import JointDecoder
+from moco_core.engines.full_recompute import ReferenceExchange
 from moco_core.engines.text_exchange import TextExchangeDecoder
 from moco_core.testing import build_tiny_pool
 from moco_core.types import GenerationRequest, GenerationSettings
@@ -62,27 +63,6 @@ def timed(run: Callable[[], Any], repeats: int = 1) -> tuple[Any, float, float]:
             torch.cuda.synchronize()
         best, best_cpu = min(best, time.perf_counter() - start), min(best_cpu, time.process_time() - cpu)
     return result, best, best_cpu
-
-
-class FullRecompute:
-    """The original's stream: re-encode prompt + whole text and run the full forward every step."""
-
-    def __init__(self, hf: HFModel, prompts: list[str]) -> None:
-        self.hf = hf
-        special = adds_special_tokens(hf.tokenizer)
-        self.prompt_ids = [hf.tokenizer(p, add_special_tokens=special)["input_ids"] for p in prompts]
-
-    def sync(self, rows: list[int], texts: list[str]) -> torch.Tensor:
-        out = []
-        for row, text in zip(rows, texts, strict=True):
-            ids = self.prompt_ids[row] + self.hf.tokenizer(text, add_special_tokens=False)["input_ids"]
-            out.append(self.hf.model(input_ids=torch.tensor([ids], device=self.hf.device)).logits[0, -1])
-        return torch.stack(out)
-
-
-class ReferenceExchange(TextExchangeDecoder):
-    def streams(self, prompts: list[list[str]]) -> list[Any]:
-        return [FullRecompute(m, p) for m, p in zip(self.models, prompts, strict=True)]
 
 
 class EveryModelEveryStep(NudgingPolicy):

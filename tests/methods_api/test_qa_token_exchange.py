@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from moco_core.backends.hf import HFBackend, HFModel, adds_special_tokens, row_seed
+from moco_core.backends.hf import HFBackend, HFModel, row_seed
+from moco_core.engines.full_recompute import ReferenceExchange
 from moco_core.engines.text_exchange import Choice, ExchangeView, TextExchangeDecoder
 from moco_core.testing import CHAT_TEMPLATE, CORPUS, SPECIAL_TOKENS, build_sentencepiece_model
 from moco_core.types import GenerationRequest, GenerationSettings
@@ -123,27 +124,6 @@ def build(kind: str, folder: Path) -> Path:
         "byte_level_trim_offsets": lambda: byte_level(folder, 9, trim_offsets=True),
     }
     return builders[kind]()
-
-
-class FullRecompute:
-    """The reference stream: prompt + the whole text re-encoded, a full forward, every step."""
-
-    def __init__(self, hf: HFModel, prompts: list[str]) -> None:
-        self.hf = hf
-        special = adds_special_tokens(hf.tokenizer)
-        self.prompt_ids = [hf.tokenizer(p, add_special_tokens=special)["input_ids"] for p in prompts]
-
-    def sync(self, rows, texts):
-        out = []
-        for row, text in zip(rows, texts, strict=True):
-            ids = self.prompt_ids[row] + self.hf.tokenizer(text, add_special_tokens=False)["input_ids"]
-            out.append(self.hf.model(input_ids=torch.tensor([ids])).logits[0, -1])
-        return torch.stack(out)
-
-
-class ReferenceExchange(TextExchangeDecoder):
-    def streams(self, prompts):
-        return [FullRecompute(m, p) for m, p in zip(self.models, prompts, strict=True)]
 
 
 def turns_with_inserts(seen: dict):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
-from moco_core.backends.hf import HFBackend, HFModel, adds_special_tokens, row_seed
+from moco_core.backends.hf import HFBackend, HFModel, row_seed
+from moco_core.engines.full_recompute import ReferenceExchange
 from moco_core.engines.text_exchange import Choice, ExchangeView, TextExchangeDecoder
 from moco_core.types import GenerationRequest, GenerationSettings
 from moco_methods_api.nudging import NudgingPolicy
@@ -20,27 +20,6 @@ PROMPTS = [
     "The answer is",
 ]
 GREEDY = GenerationSettings(max_new_tokens=24, temperature=0.0, top_p=1.0, seed=0)
-
-
-class FullRecompute:
-    """A stream that re-encodes prompt + whole text and runs the full forward at every step."""
-
-    def __init__(self, hf: HFModel, prompts: list[str]) -> None:
-        self.hf = hf
-        special = adds_special_tokens(hf.tokenizer)
-        self.prompt_ids = [hf.tokenizer(p, add_special_tokens=special)["input_ids"] for p in prompts]
-
-    def sync(self, rows, texts):
-        out = []
-        for row, text in zip(rows, texts, strict=True):
-            ids = self.prompt_ids[row] + self.hf.tokenizer(text, add_special_tokens=False)["input_ids"]
-            out.append(self.hf.model(input_ids=torch.tensor([ids])).logits[0, -1])
-        return torch.stack(out)
-
-
-class ReferenceDecoder(TextExchangeDecoder):
-    def streams(self, prompts):
-        return [FullRecompute(m, p) for m, p in zip(self.models, prompts, strict=True)]
 
 
 class KeptStreams(TextExchangeDecoder):
@@ -90,7 +69,7 @@ def test_switching_matches_full_recompute(two_tokenizers, patch):
     engine = KeptStreams(two_tokenizers, batch_size=4)
     KeptStreams.kept = []
     fast = decode(engine, lambda: alternate(patch))
-    slow = decode(ReferenceDecoder(two_tokenizers, batch_size=1), lambda: alternate(patch))
+    slow = decode(ReferenceExchange(two_tokenizers, batch_size=1), lambda: alternate(patch))
     assert [r.text for r in fast] == [r.text for r in slow]
     assert [[(s.model, s.text) for s in r.spans] for r in fast] == [[(s.model, s.text) for s in r.spans] for r in slow]
     assert sum(len(r.spans) >= 3 for r in fast) >= 3, "too few switches to test anything"
@@ -114,7 +93,7 @@ def test_nudging_matches_full_recompute_and_hands_over_under_gamma(two_tokenizer
     fast = decode(TextExchangeDecoder(two_tokenizers, batch_size=4), factory)
     fast_logs = {i: e for p in logs for i, e in p.log.items()}
     logs.clear()
-    slow = decode(ReferenceDecoder(two_tokenizers, batch_size=1), factory)
+    slow = decode(ReferenceExchange(two_tokenizers, batch_size=1), factory)
     assert [r.text for r in fast] == [r.text for r in slow]
     events = [e for log in fast_logs.values() for e in log]
     assert {e["to"] for e in events} == {"base", "nudging"}
