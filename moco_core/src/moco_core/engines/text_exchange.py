@@ -493,10 +493,11 @@ class TextExchangeBatch:
 
 def _anchor(tokenizer: Any, decoder: Callable[[list[int]], str]) -> tuple[list[int], str]:
     """Ids of a one-letter word and their text: decoded ahead of a span, they stand in for the text
-    before it (empty when the tokenizer cannot encode the letter)."""
+    before it.  Empty where a word decodes the same wherever it stands (byte-level BPE), or the
+    tokenizer cannot encode the letter."""
     ids = list(tokenizer("a", add_special_tokens=False)["input_ids"])
     text = decoder(ids) if ids else ""
-    return (ids, text) if text else ([], "")
+    return (ids, text) if text and decoder(ids + ids) != text + text else ([], "")
 
 
 def _added(previous: str, new: str) -> str:
