@@ -14,6 +14,7 @@ from moco_core.cli import app
 from moco_core.report import build_report
 from moco_core.report.collect import collect_cells
 from moco_core.report.controls import compute_matched
+from moco_core.report.cost import cost_rows
 from moco_core.report.emergence import emergence, pool_diversity
 from moco_core.report.plots import cost_views
 from moco_core.report.tables import render_latex, render_markdown, results_table
@@ -121,6 +122,8 @@ def test_an_oracle_is_a_labelled_last_row_never_marked_best_nor_counted_as_a_met
     assert table.marks[mv] == ["best", "best", "best"], "the bound's higher scores take no mark from a method"
     assert table.marks[-1] == ["", "", ""] and not any(table.up[-1])
     assert all(r.method != "oracle_routing" for r in emergence(cells))
+    assert {row[2] for row in cost_rows(cells) if row[0] == "p2"} >= {"mv", "oracle upper bound (oracle_routing)"}
+    assert "oracle_routing" not in {row[2] for row in cost_rows(cells)}
 
 
 def test_emergence_controls_and_diversity(handmade):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from statistics import mean
 
+from moco_core.compare import ORACLE
 from moco_core.report.collect import CellResult
 
 COST_HEADER = ["pool", "dataset", "method", "score", "tokens/item", "forward passes/item", "gens/item", "wall time (s)"]
@@ -28,10 +29,12 @@ def _text(value: float | None, digits: int) -> str:
 
 
 def cost_rows(cells: list[CellResult]) -> list[list[str]]:
-    """One row per pool, dataset and method (seeds averaged), the single models included."""
+    """One row per pool, dataset and method (seeds averaged), the single models included; an upper
+    bound chosen with the test labels is labelled as one, like the results table's row."""
     grouped: dict[tuple[str, str, str], list[CellResult]] = defaultdict(list)
     for cell in cells:
-        grouped[cell.pool, cell.dataset, cell.method].append(cell)
+        method = f"{ORACLE} ({cell.method})" if cell.is_bound else cell.method
+        grouped[cell.pool, cell.dataset, method].append(cell)
     rows = []
     for (pool, dataset, method), found in sorted(grouped.items()):
         rows.append(
