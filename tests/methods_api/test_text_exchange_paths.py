@@ -8,6 +8,8 @@ encodings shared by models with one tokenizer must all leave every output unchan
 from __future__ import annotations
 
 import pytest
+import torch
+from transformers import DynamicCache
 
 from moco_core.backends.hf import HFBackend, HFModel, row_seed
 from moco_core.engines import row_cache, text_exchange
@@ -72,8 +74,10 @@ def test_row_cache_and_slot_widths_match_the_padded_cache(request, monkeypatch, 
     models = request.getfixturevalue(pair)
     fast = run(models, factory, settings)  # one token per slot
     assert sum(len(spans) >= 2 for _, spans in fast) >= 2, "too few handovers to test anything"
-    for slots in (1, 3):  # one slot per row (as wide as its block); or a row's block over several slots
+    # one slot per row (as wide as its block); a row's block over several narrow runs; the default
+    for slots, slot_cost in ((1, 10**6), (1, 0), (3, 8)):
         monkeypatch.setattr(row_cache, "SLOTS", slots)
+        monkeypatch.setattr(row_cache, "SLOT_COST", slot_cost)
         assert run(models, factory, settings) == fast
     monkeypatch.setattr(row_cache.RowCache, "over", classmethod(lambda cls, *args: None))
     assert run(models, factory, settings) == fast
@@ -125,3 +129,14 @@ def test_token_decoder_decodes_like_the_tokenizer(shared_pair, mixed_pair):
         decode = token_decoder(tokenizer)
         for sample in samples:
             assert decode(sample) == tokenizer.decode(sample, skip_special_tokens=True)
+
+
+def test_a_long_catch_up_goes_in_a_few_wide_runs_and_single_tokens_in_slots_of_one():
+    cache = DynamicCache()
+    for layer in range(2):
+        cache.update(torch.zeros(3, 1, 4, 8), torch.zeros(3, 1, 4, 8), layer)
+    rows = row_cache.RowCache(cache, torch.ones(3, 4, dtype=torch.long), None)
+    assert rows.plan({0: [5], 1: [6], 2: [7]}, {0: 4, 1: 4, 2: 4}, 0).input_ids.shape == (3, 1)
+    slots, width = rows.plan({0: list(range(200)), 1: [6], 2: [7]}, {0: 5, 1: 5, 2: 5}, 0).input_ids.shape
+    assert width > 1 and slots <= 12  # not 50 narrow runs, each reading a copy of row 0's cache
+    assert slots * width < 2 * 202  # nor one run per row as wide as row 0's block

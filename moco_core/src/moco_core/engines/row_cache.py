@@ -26,7 +26,13 @@ SPARE_COLUMNS = 32
 """Columns the buffers get beyond what they need when they grow (or half again, if more)."""
 
 SLOTS = 64
-"""Most slots (batch entries) of one forward, unless it feeds more rows than that."""
+"""Most slots (batch entries) of one forward of one token per slot (attention's single-query
+path), unless it feeds more rows than that."""
+
+SLOT_COST = 8
+"""What a slot costs beyond its tokens, in tokens.  Each slot reads a copy of its row's cache, so
+a forward that feeds more tokens than ``SLOTS`` (a row catching up on a long text) takes the run
+width that minimises slots x (width + SLOT_COST): a few wide runs rather than many narrow ones."""
 
 _MASK_POSITIONED = frozenset({"bloom", "mpt"})
 """Model types that derive positions (ALiBi biases) from a 2D attention mask: no row cache."""
@@ -81,14 +87,19 @@ class RowCache:
         """The slots that feed ``blocks`` (row -> new tokens, whose positions start at
         ``positions[row]``), with every layer set to write them after each row's last token.
 
-        The run width is the narrowest that needs at most ``SLOTS`` slots (at least one per row);
-        a row's first run takes the remainder, left-padded.  Padding writes to columns just past
+        Every token gets a slot of its own where that needs at most ``SLOTS`` slots; otherwise
+        the run width is the narrowest that needs at most ``RUNS`` slots (at least one per row).
+        A row's first run takes the remainder, left-padded.  Padding writes to columns just past
         the row's new end (unused) and attends to its own column only.
         """
         total_tokens = sum(len(tokens) for tokens in blocks.values())
-        width = max(1, -(-total_tokens // max(SLOTS, len(blocks))))
-        while sum(-(-len(tokens) // width) for tokens in blocks.values()) > max(SLOTS, len(blocks)):
-            width += 1
+        width = 1
+        if total_tokens > max(SLOTS, len(blocks)):
+            lengths = [len(tokens) for tokens in blocks.values()]
+            width = min(
+                _widths(max(lengths)),
+                key=lambda w: sum(-(-n // w) for n in lengths) * (w + SLOT_COST),
+            )
         rows: list[int] = []
         ids: list[int] = []
         places: list[int] = []
@@ -156,6 +167,15 @@ class RowLayer(DynamicLayer):
         if rows.select is None:
             return self.keys, self.values
         return self.keys.index_select(0, rows.select), self.values.index_select(0, rows.select)
+
+
+def _widths(longest: int) -> list[int]:
+    """Run widths worth trying: 2, 3, 4, 6, 8, 12, ... up to ``longest``, and ``longest``."""
+    widths, width = {longest}, 2
+    while width < longest:
+        widths |= {width, width + width // 2}
+        width *= 2
+    return sorted(w for w in widths if w <= longest)
 
 
 def _widened(tensor: torch.Tensor, columns: int) -> torch.Tensor:
