@@ -29,7 +29,7 @@ def test_piece_is_what_write_adds_across_spans_multibyte_characters_and_tokenize
         for token in three_tokenizers[model].tokenizer(chunk, add_special_tokens=False)["input_ids"]:
             expected = batch.piece(0, model, token)
             assert batch.write(0, model, token)
-            assert batch.last_piece[0] == expected
+            assert batch.last_piece(0) == expected
             checked += 1
     assert checked > len(chunks)
     assert "".join(span.text for span in batch.spans[0]) == batch.texts[0]

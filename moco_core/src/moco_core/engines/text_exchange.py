@@ -155,12 +155,8 @@ class _TextStream(_ModelStream):
             else:  # offsets trimmed of whitespace: the pre-tokens' own starts
                 words = [start for _, (start, _) in pre_tokenize(text)]
                 starts = [words[w] if w is not None and w < len(words) else -1 for w in word_ids]
-            boundaries = []
-            previous = None
-            for i, word in enumerate(word_ids):
-                if word != previous and word is not None and starts[i] >= 0:
-                    boundaries.append((i, offset + starts[i]))
-                previous = word
+            firsts = zip(range(len(word_ids)), word_ids, [None, *word_ids], starts, strict=False)
+            boundaries = [(i, offset + at) for i, word, before, at in firsts if word not in (before, None) and at >= 0]
             results.append((encoding.ids, boundaries))
         return results
 
@@ -168,6 +164,8 @@ class _TextStream(_ModelStream):
         """Next-token logits of ``rows`` after their texts became ``texts``; feeds only what changed."""
         known: dict[int, tuple[str, list[int], list[tuple[int, int]]]] = {}
         pending: dict[int, tuple[str, int, int, int]] = {}
+        same: dict[int, int] = {}
+        """Per row re-encoded here, how many leading ids are known to match the cache."""
         for row, text in zip(rows, texts, strict=True):
             if text == self.seen[row]:
                 continue
@@ -184,11 +182,12 @@ class _TextStream(_ModelStream):
             for (row, (text, keep, _, cut)), (new_ids, new_boundaries) in zip(pending.items(), encoded, strict=True):
                 boundaries = self.boundaries[row][:cut] + [(keep + i, at) for i, at in new_boundaries]
                 known[row] = (text, self.ids[row][:keep] + new_ids, boundaries)
+                same[row] = keep
                 if self.shared is not None:
                     self.shared[row] = known[row]
         blocks: dict[int, list[int]] = {}
         for row, (text, ids, boundaries) in known.items():
-            keep = _common_prefix(self.ids[row], ids)
+            keep = _common_prefix(self.ids[row], ids, same.get(row, 0))
             self.seen[row], self.boundaries[row] = text, boundaries
             new_ids = ids[keep:]
             if not new_ids and keep == len(self.ids[row]):
@@ -284,11 +283,12 @@ class _TextStream(_ModelStream):
             self.columns[row] = list(range(width - len(columns), width))
 
 
-def _common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
+def _common_prefix(a: Sequence[Any], b: Sequence[Any], known: int = 0) -> int:
+    """How many leading items ``a`` and ``b`` share (the first ``known`` are known to match)."""
     limit = min(len(a), len(b))
-    if a[:limit] == b[:limit]:
+    if a[known:limit] == b[known:limit]:
         return limit
-    i = 0
+    i = known
     while i < limit and a[i] == b[i]:
         i += 1
     return i
@@ -384,7 +384,7 @@ class ExchangeView:
 
     def last_piece(self, position: int) -> str:
         """The text the row's last token added (empty before the first token)."""
-        return self._engine.last_piece[position]
+        return self._engine.last_piece(position)
 
     def piece(self, position: int, model: int, token: int) -> str:
         """The text ``token`` would add to the row if ``model`` wrote it now (decoded in context)."""
@@ -413,7 +413,8 @@ class TextExchangeBatch:
         self.spans: list[list[Span]] = [[] for _ in rows]
         self.span_ids: list[list[int]] = [[] for _ in rows]
         self.span_prefix = [""] * len(rows)
-        self.last_piece = [""] * len(rows)
+        self.changes = [("", "")] * len(rows)
+        """Per row, its last span's text before and after the last write (what it added, lazily)."""
         self.generated = [0] * len(rows)
         self.tokens_by_model = [[0] * len(self.models) for _ in rows]
         self.stop_ids = [eos_ids(m) for m in self.models]
@@ -446,14 +447,21 @@ class TextExchangeBatch:
         span.text = new = self._span_text(position, model)
         span.tokens += 1
         self.texts[position] = text[: len(text) - len(previous)] + new
-        self.last_piece[position] = _added(previous, new)
+        self.changes[position] = (previous, new)
         return True
+
+    def last_piece(self, position: int) -> str:
+        """The text the row's last token (or written text) added."""
+        return _added(*self.changes[position])
 
     def _span_text(self, position: int, model: int, extra: Sequence[int] = ()) -> str:
         """The row's last span's text (it is ``model``'s) from its token ids, plus ``extra`` ids."""
-        prefix, text = self.span_prefix[position], self.texts[position]
-        after_text = bool(prefix) or len(text) > len(self.spans[position][-1].text)
-        return prefix + self.decode(model, [*self.span_ids[position], *extra], after_text)
+        ids = [*self.span_ids[position], *extra]
+        prefix = self.span_prefix[position]
+        if not self.anchors[model][0]:  # decodes the same wherever it stands
+            return prefix + self.decoders[model](ids)
+        after_text = bool(prefix) or len(self.texts[position]) > len(self.spans[position][-1].text)
+        return prefix + self.decode(model, ids, after_text)
 
     def decode(self, model: int, ids: list[int], after_text: bool) -> str:
         """``ids`` as text; ``after_text``: as they read after other text, so a SentencePiece
@@ -488,7 +496,7 @@ class TextExchangeBatch:
         self.span_ids[position] = []
         self.span_prefix[position] = spans[-1].text
         self.texts[position] += text
-        self.last_piece[position] = text
+        self.changes[position] = ("", text)
 
 
 def _anchor(tokenizer: Any, decoder: Callable[[list[int]], str]) -> tuple[list[int], str]:
