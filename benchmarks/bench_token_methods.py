@@ -158,7 +158,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs (engine and plain generate)")
+    parser.add_argument("--repeats", type=int, default=5, help="best of this many runs (engine and plain generate)")
     parser.add_argument("--reference-repeats", type=int, default=1, help="best of this many reference runs (slow)")
     parser.add_argument("--models", nargs=2, default=None, help="two model folders sharing a tokenizer")
     args = parser.parse_args()

@@ -426,6 +426,8 @@ class TextExchangeBatch:
 
     def sample(self, positions: list[int], log_probs: torch.Tensor) -> list[int]:
         """One token per row from its own random stream (rows of one writer, one vocabulary)."""
+        if self.settings.temperature == 0:
+            return log_probs.argmax(dim=-1).tolist()
         sampler = RowSeededSampler([], self.settings.temperature, self.settings.top_p)
         sampler.generators = [self.generators[p] for p in positions]
         return sampler(None, log_probs).argmax(dim=-1).tolist()
