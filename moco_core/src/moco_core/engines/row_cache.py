@@ -89,8 +89,8 @@ class RowCache:
         ``positions[row]``), with every layer set to write them after each row's last token.
 
         Every token gets a slot of its own where that needs at most ``SLOTS`` slots; otherwise
-        the run width is the narrowest that needs at most ``RUNS`` slots (at least one per row).
-        A row's first run takes the remainder, left-padded.  Padding writes to columns just past
+        the run width (of 2, 3, 4, 6, 8, ...) is the one that minimises slots x (width +
+        ``SLOT_COST``).  A row's first run takes the remainder, left-padded.  Padding writes to columns just past
         the row's new end (unused) and attends to its own column only.
         """
         total_tokens = sum(len(tokens) for tokens in blocks.values())
