@@ -11,8 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from moco_core.engines.pso import PSOParams
+from moco_core.templates import template_field, template_type
 from moco_methods_text import prompts as P
-from moco_methods_text.prompts import template_field, template_type
 
 
 class _Params(BaseModel):
