@@ -176,12 +176,38 @@ def architecture_of(path: str) -> str | None:
 
 
 def tokenizer_fingerprint(path: str) -> str | None:
-    """A hash of the vocabulary, read from ``tokenizer.json`` without loading the model (an adapter's base's)."""
+    """A hash of the vocabulary (token -> id, added tokens included) of a local model folder (an
+    adapter's base's); None for a hub id.
+
+    Read from ``tokenizer.json`` without loading anything; a folder with only slow tokenizer files
+    (``vocab.json``/``merges.txt``, ``tokenizer.model``), as older checkpoints ship, has its
+    tokenizer (not its weights) loaded, so it is compared too.
+    """
     path = adapter_base(path) or path
     tokenizer = _local_json(path, "tokenizer.json")
-    if tokenizer is None:
+    if tokenizer is not None:
+        vocabulary = _json_vocabulary(tokenizer)
+    elif path in ALIASES or not is_local_path(path) or not Path(path).expanduser().is_dir():
         return None
-    vocab = tokenizer.get("model", {}).get("vocab")
-    added = [(t.get("id"), t.get("content")) for t in tokenizer.get("added_tokens", [])]
-    payload = json.dumps([vocab, added], sort_keys=True)
+    else:
+        vocabulary = _loaded_vocabulary(path)
+    payload = json.dumps(sorted(vocabulary.items()))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _json_vocabulary(tokenizer: dict[str, Any]) -> dict[str, int]:
+    vocab = tokenizer.get("model", {}).get("vocab") or {}
+    # Unigram lists [piece, score] in id order; the others map token -> id
+    vocabulary = {entry[0]: i for i, entry in enumerate(vocab)} if isinstance(vocab, list) else dict(vocab)
+    vocabulary.update({t.get("content"): t.get("id") for t in tokenizer.get("added_tokens", [])})
+    return vocabulary
+
+
+def _loaded_vocabulary(path: str) -> dict[str, int]:
+    from transformers import AutoTokenizer
+
+    try:
+        return dict(AutoTokenizer.from_pretrained(str(Path(path).expanduser())).get_vocab())
+    except (OSError, ValueError, TypeError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MocoError(f"{path}: cannot read its tokenizer ({detail})") from None

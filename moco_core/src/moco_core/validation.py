@@ -184,7 +184,10 @@ def check_pool(config: RunConfig, spec: MethodSpec, registry: Registry) -> None:
             continue
         seen: dict[str, int] = {}
         for i, path in local:
-            value = fingerprint(path)
+            try:
+                value = fingerprint(path)
+            except MocoError as exc:
+                raise MocoError(f"models[{i}].path: {exc}") from None
             if value is not None:
                 seen.setdefault(value, i)
         if len(seen) > 1:
