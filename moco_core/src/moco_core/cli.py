@@ -270,8 +270,9 @@ def run_command(
     generations = metrics["generations"]
     domain = metrics["domain"] or "no domain"
     resumed = f" (resumed: {result.resumed} examples were already done)" if result.resumed else ""
+    oracle = "ORACLE upper bound (chosen with the test labels), not a method: " if metrics.get("oracle") is True else ""
     typer.echo(
-        f"{metrics['method']} on {metrics['dataset']} ({domain}; scorer {metrics['task_type']}): "
+        f"{oracle}{metrics['method']} on {metrics['dataset']} ({domain}; scorer {metrics['task_type']}): "
         f"{metrics['metric']} {metrics['score']['mean']:.4f} over {metrics['score']['count']} examples; "
         f"generations made {generations['made']}, cached {generations['cached']}; results in {result.output_dir}"
         f"{resumed}"
