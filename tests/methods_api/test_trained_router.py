@@ -30,7 +30,11 @@ def test_router_routes_each_domain_to_its_model(api, trainable_tiny_model):
     dev = [(f"{DOMAINS[i % 3]} question {i}", "right") for i in range(24)]
     test = [(f"{DOMAINS[i % 3]} problem {100 + i}", "right") for i in range(30)]
     linear = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    params = {"epochs": 60, "lr": 2e-3, "hyperparameters": {"batch_size": 4, "lora_target_modules": linear}}
+    params = {
+        "epochs": 60,
+        "lr": 2e-3,
+        "hyperparameters": {"batch_size": 4, "grad_accum": 1, "lora_target_modules": linear},
+    }
     result, run = api.run(
         "trained_router", models, api.data(dev, test), params, generation={"max_new_tokens": 4, "temperature": 0.0}
     )

@@ -4,12 +4,14 @@ is confident about, deferring the rest to the next member; the last member alway
 Confidence is the mean top-1 probability (temperature 1) over the tokens a member generated up
 to EOS.  Member i defers when its confidence is below *its own* threshold: the
 ``defer_fraction`` quantile of member i's confidences on dev.  In ``self_ask`` mode the prompt
-asks the model to say "unconfident" when unsure, and saying so defers.
+asks the model to say "unconfident" when unsure, and saying so (in any wording: "I am not
+confident", "UNCONFIDENT") defers.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,14 +21,25 @@ from moco_core.method import Method, MethodContext
 from moco_core.plugins import get_registry
 from moco_core.types import Example, Generation, GenerationRequest, Prediction
 from moco_core.validation import RunPlan
+from moco_methods_api.params import SELF_ASK_PROMPT
 from moco_methods_api.usage import UsageTally, token_count
 
-SELF_ASK = "\n\nIf you are not confident that your answer is correct, reply only with the word 'unconfident'."
-UNCONFIDENT = "unconfident"
+CONFIDENCE_DECIMALS = 12
+SELF_ASK = SELF_ASK_PROMPT.removeprefix("{question}")
+"""What the default ``self_ask_prompt`` appends to the task prompt."""
+UNCONFIDENT = re.compile(
+    r"(?i)\bun-?confident|\b(?:not|n['’]t|never)\s+(?:(?:very|really|entirely|fully|completely|quite|too|that|so)\s+)?"
+    r"(?:confident|sure|certain)\b"
+)
+"""The word the prompt asks for, in any case or wording ("Unconfident.", "I am not confident", "not sure")."""
 
 
 def confidence(generation: Generation, name: str = "") -> float:
     """Mean top-1 probability over the generated tokens; 0 for an empty generation.
+
+    Rounded to ``CONFIDENCE_DECIMALS``, far finer than float32 log-probs resolve, so that the
+    float rounding of a mean over more or fewer tokens never decides a deferral: a member as
+    sure at every step (a uniform one) has one confidence at every answer length.
 
     A generation without log-probabilities (a server that does not return them) is refused: a
     constant confidence would silently never defer.
@@ -37,12 +50,17 @@ def confidence(generation: Generation, name: str = "") -> float:
             "use params.confidence: self_ask"
         )
     top = generation.top_logprobs
-    return sum(math.exp(v) for v in top) / len(top) if top else 0.0
+    return round(math.fsum(math.exp(v) for v in top) / len(top), CONFIDENCE_DECIMALS) if top else 0.0
 
 
 def threshold(confidences: Sequence[float], defer_fraction: float) -> float:
     """The ``defer_fraction`` quantile (linear interpolation), so about that share of dev defers."""
     return float(np.quantile(np.asarray(confidences, dtype=float), defer_fraction)) if confidences else 0.0
+
+
+def says_unconfident(reply: str) -> bool:
+    """Whether a ``self_ask`` reply declines: "unconfident" or a negated "confident"/"sure"/"certain"."""
+    return UNCONFIDENT.search(reply) is not None
 
 
 class Cascade(Method):
@@ -73,10 +91,12 @@ class Cascade(Method):
 
     def _answer(self, name: str, examples: Sequence[Example], last: bool = False) -> list[Generation]:
         """The member's answers with log-probs; ``self_ask`` asks every member but the last (which
-        cannot defer, so it answers the plain task prompt, as the original cascade did)."""
+        cannot defer, so it answers the plain task prompt, as the original cascade did) through
+        ``params.self_ask_prompt``."""
         system = self.ctx.pool.config(name).system_prompt
-        suffix = SELF_ASK if self.self_ask and not last else ""
-        requests = [GenerationRequest(e.prompt + suffix, system, logprobs=True) for e in examples]
+        ask = self.self_ask and not last
+        prompts = [self.params.self_ask_prompt.format(question=e.prompt) if ask else e.prompt for e in examples]
+        requests = [GenerationRequest(prompt, system, logprobs=True) for prompt in prompts]
         return self.ctx.pool.generate(name, requests, self.ctx.settings)
 
     def prepare(self) -> None:
@@ -89,7 +109,7 @@ class Cascade(Method):
 
     def _defers(self, name: str, generation: Generation, value: float | None) -> bool:
         if self.self_ask:
-            return UNCONFIDENT in generation.text.lower()
+            return says_unconfident(generation.text)
         return value is not None and value < self.thresholds[name]
 
     def predict(self, examples: list[Example]) -> list[Prediction]:

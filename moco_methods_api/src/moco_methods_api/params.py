@@ -1,4 +1,9 @@
-"""Parameter models of the API-level methods (light: imported at registration)."""
+"""Parameter models of the API-level methods (light: imported at registration).
+
+The prompts the routers and the cascade write are ``str.format`` template parameters here
+(``moco info KEY`` lists their placeholders); an override naming an unknown placeholder is
+refused at validate.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,35 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from moco_core.templates import template_field, template_type
+
+SELF_ASK_PROMPT = (
+    "{question}\n\nIf you are not confident that your answer is correct, reply only with the word 'unconfident'."
+)
+ROUTING_PROMPT = (
+    "Choose the model best suited to answer the query below.\n\n{models}\n\nQuery:\n{query}\n\n"
+    "End your reply with one final line that names exactly one model, written as 'Model k' "
+    "(k from 1 to {count}), and nothing else on that line."
+)
+ROUTER_PROMPT = "{models}Query:\n{query}\n\nWhich model should answer? Reply 'Model k'."
+SELECTOR_PROMPT = (
+    "Several models write one answer together, a patch at a time. Models: {models}.\n\n"
+    "Query:\n{query}\n\nAnswer so far:\n{partial}\n\n"
+    "Which model should write the next patch? Reply only with 'Model k'."
+)
+JUDGE_PROMPT = (
+    "Question:\n{query}\n\nAnswer so far:\n{partial}\n\n"
+    "Which continuation is better?\n(A) {own}\n(B) {mentor}\n\nReply only with (A) or (B)."
+)
+
 
 class PromptRoutingParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     router: str | None = Field(default=None, description="pool model that routes; default: the dev-best model")
+    routing_prompt: template_type("query", "models", "count") = template_field(
+        ROUTING_PROMPT, "the router's question ({models}: 'Model k: description' lines)", "query", "models", "count"
+    )
 
 
 class CascadeParams(BaseModel):
@@ -21,6 +50,9 @@ class CascadeParams(BaseModel):
     )
     confidence: Literal["token_prob", "self_ask"] = Field(
         default="token_prob", description="mean top-1 token probability, or the model saying 'unconfident'"
+    )
+    self_ask_prompt: template_type("question") = template_field(
+        SELF_ASK_PROMPT, "self_ask: every member but the last answers this", "question"
     )
 
 
@@ -48,6 +80,13 @@ class SwitchGenerationParams(BaseModel):
         default="reward_model", description="rank rollouts by a reward model or by the dataset's scorer"
     )
     reward_model: str | None = Field(default=None, description="reward model of the rollouts (rollout_score)")
+    selector_prompt: template_type("query", "partial", "models") = template_field(
+        SELECTOR_PROMPT,
+        "what the selector reads at each patch, in training and at test ({models}: 'Model 1, Model 2, ...')",
+        "query",
+        "partial",
+        "models",
+    )
 
 
 class CoLLMParams(BaseModel):
@@ -61,11 +100,16 @@ class CoLLMParams(BaseModel):
         default="defer", description="take the assistant's token when deferring, or mix both distributions by p(defer)"
     )
     finetune: bool = Field(default=True, description="phase 2: train the generator on the marginal likelihood")
-    epochs: int = Field(default=2, ge=1, description="training epochs of the defer head and the generator")
-    lr: float = Field(default=2e-5, gt=0.0, description="learning rate of both training phases")
+    epochs: int = Field(
+        default=2, ge=1, description="epochs of phase 2 (finetune); phase 1 fits the defer head in 300 steps"
+    )
+    lr: float = Field(default=2e-5, gt=0.0, description="learning rate of phase 2 (finetune); phase 1 uses 1e-2")
     training_dataset: str | None = Field(
         default=None,
-        description="a registered dataset key whose dev gold answers train co_llm (default: this run's dev split)",
+        description=(
+            "a registered dataset key whose gold answers (dev and test, less this run's test queries) train "
+            "co_llm (default: this run's dev split)"
+        ),
     )
 
 
@@ -74,6 +118,9 @@ class MentorCollabParams(BaseModel):
 
     decision_proportion: float = Field(default=0.25, ge=0.0, le=1.0, description="probability of consulting")
     patch_size: int = Field(default=16, ge=1, description="tokens of each candidate continuation")
+    judge_prompt: template_type("query", "partial", "own", "mentor") = template_field(
+        JUDGE_PROMPT, "mode free: the generator picks a candidate", "query", "partial", "own", "mentor"
+    )
     mode: Literal["free", "mlp"] = Field(
         default="free", description="judge: the generator chooses (A)/(B), or a classifier on its hidden state"
     )
@@ -98,6 +145,9 @@ class TrainedRouterParams(BaseModel):
     lr: float = Field(default=1e-5, gt=0, description="learning rate of the router's LoRA training")
     hyperparameters: dict[str, Any] = Field(
         default_factory=dict, description="further training-job settings (batch_size, lora_r, lora_target_modules, ...)"
+    )
+    router_prompt: template_type("query", "models") = template_field(
+        ROUTER_PROMPT, "what the router reads ({models}: 'Models:' and a line per member, or empty)", "query", "models"
     )
 
 

@@ -14,6 +14,7 @@ from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, Prediction
 from moco_core.validation import RunPlan
+from moco_methods_api.params import ROUTING_PROMPT
 from moco_methods_api.routing import routed_predictions
 from moco_methods_api.usage import UsageTally, token_count
 
@@ -24,7 +25,7 @@ FINAL_LINE = re.compile(
     rf"(?:model[\s_]*)?[(\[]?{_NUMBER}[*_`)\]]*[\s.!]*$"
 )
 _NEGATED_BEFORE = re.compile(
-    r"(?i)(?:\bnot|n['’]t|\bnever|\bno|\brather\s+than|\binstead\s+of|\bavoid(?:ing)?|\bexcept|\bover|\bthan|\bunlike)"
+    r"(?i)(?:\bnot|n['’]t|\bnever|\bno|\bneither|\bnor|\brather\s+than|\binstead\s+of|\bavoid(?:ing)?|\bexcept|\bover|\bthan|\bunlike)"
     r"\s*(?:\b(?:use|choose|pick|select|go\s+with|the)\s+)?[*_`\"']*$"
 )
 _NEGATED_AFTER = re.compile(
@@ -32,16 +33,14 @@ _NEGATED_AFTER = re.compile(
     r"(?:would|should|does|could|will)\s*(?:not|n['’]t)|(?:won|can)['’]t|cannot|lacks)\b"
 )
 _CLAUSE = re.compile(r"[.;!?\n]")
+_NEGATED_TAIL = re.compile(r"(?i)[\s,;(\[-]*\b(?:but\s+)?(?:not|rather\s+than|instead\s+of)\b.*$")
+"""What follows the choice on a final line like "1, not 3" or "Model 2 (not Model 1)": no choice."""
 
 
-def routing_prompt(query: str, descriptions: list[str]) -> str:
+def routing_prompt(query: str, descriptions: list[str], template: str = ROUTING_PROMPT) -> str:
+    """The router's prompt: ``params.routing_prompt`` filled with the query and the numbered models."""
     listing = "\n".join(f"Model {i}: {text}" for i, text in enumerate(descriptions, start=1))
-    return (
-        "Choose the model best suited to answer the query below.\n\n"
-        f"{listing}\n\nQuery:\n{query}\n\n"
-        f"End your reply with one final line that names exactly one model, written as 'Model k' "
-        f"(k from 1 to {len(descriptions)}), and nothing else on that line."
-    )
+    return template.format(query=query, models=listing, count=len(descriptions))
 
 
 def query_text(example: Example) -> str:
@@ -55,7 +54,8 @@ def _final_line(reply: str, count: int) -> int | None:
     lines = [line for line in reply.splitlines() if line.strip()]
     if not lines:
         return None
-    match = FINAL_LINE.match(lines[-1])
+    line = _NEGATED_TAIL.sub("", lines[-1])
+    match = FINAL_LINE.match(line) if line.strip() else None
     number = int(match.group("number")) if match else 0
     return number - 1 if 1 <= number <= count else None
 
@@ -121,7 +121,8 @@ class PromptRouting(Method):
     def predict(self, examples: list[Example]) -> list[Prediction]:
         names = self.ctx.pool.names
         descriptions = [self.ctx.pool.description(n) for n in names]
-        prompts = [routing_prompt(query_text(e), descriptions) for e in examples]
+        template = self.params.routing_prompt
+        prompts = [routing_prompt(query_text(e), descriptions, template) for e in examples]
         routed = self.ctx.pool.generate(self.router, prompts, self.ctx.settings)
         replies = [g.text for g in routed]
         choices = [parse_choice(reply, names) for reply in replies]

@@ -3,13 +3,15 @@
 Each dev query is labelled with the member that scored best on it (ties: the ``reward_model``
 score of the tied answers when given, then the lower pool index); the router learns to answer
 "Model k" (1-based) from the query, plus the numbered descriptions when every member has one.
-Training goes through the training hook, which keys its result by base model, rows and
-hyperparameters, so the same pool, dev data and params train once.  An unparseable router
-reply falls back to the dev-best member.
+Training goes through the training hook with the original's LoRA setup for routers (r 64,
+cosine schedule, warmup 0.1, batch 1 x accumulation 32, max length 4096); the hook keys its
+result by base model, rows and hyperparameters, so the same pool, dev data and params train
+once.  An unparseable router reply falls back to the dev-best member.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 from moco_core.config import ModelConfig, ScoringConfig
@@ -17,20 +19,34 @@ from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, GenerationSettings, Prediction, TrainingJob
 from moco_core.validation import RunPlan, check_model_param
+from moco_methods_api.params import ROUTER_PROMPT
 from moco_methods_api.routing import routed_predictions
 from moco_methods_api.usage import UsageTally, token_count
 
 ROUTER = "trained-router"
+LORA_DEFAULTS = {
+    "lora_r": 64,
+    "lora_alpha": 16.0,
+    "lora_dropout": 0.1,
+    "lr_scheduler": "cosine",
+    "warmup_ratio": 0.1,
+    "batch_size": 1,
+    "grad_accum": 32,
+    "max_length": 4096,
+}
+"""The original's LoRA setup for routers (spec, "Training"); ``params.hyperparameters`` overrides any of it."""
 MODEL_NUMBER = re.compile(r"\bmodel\s*#?\s*(\d+)", re.IGNORECASE)
 
 
-def router_prompt(example: Example, descriptions: list[str]) -> str:
+def router_prompt(example: Example, descriptions: list[str], template: str = ROUTER_PROMPT) -> str:
+    """What the router reads: ``params.router_prompt`` with the query and, when every member has a
+    description, a "Models:" block numbering them (else ``{models}`` is empty)."""
     query = example.question
     if example.choices:
         query += "\n" + "\n".join(f"{key}) {text}" for key, text in example.choices.items())
     listing = "\n".join(f"Model {i}: {text}" for i, text in enumerate(descriptions, start=1))
     models = f"Models:\n{listing}\n\n" if listing else ""
-    return f"{models}Query:\n{query}\n\nWhich model should answer? Reply 'Model k'."
+    return template.format(query=query, models=models)
 
 
 def parse_route(reply: str, count: int) -> int | None:
@@ -61,8 +77,13 @@ def check_hyperparameters(hyperparameters: dict) -> None:
     for key in ("epochs", "lr"):
         if key in hyperparameters:
             raise MocoError(f"params.hyperparameters.{key}: set params.{key} instead")
-    try:
-        Hyperparameters.model_validate(hyperparameters)
+    try:  # strictly, as core validates params: ``true`` is not a batch size of 1
+        try:
+            text = json.dumps(hyperparameters)
+        except (TypeError, ValueError):  # a value JSON cannot carry is validated as given
+            Hyperparameters.model_validate(hyperparameters)
+        else:
+            Hyperparameters.model_validate_json(text, strict=True)
     except ValidationError as exc:
         raise MocoError(format_validation_error(exc, "params.hyperparameters", Hyperparameters)) from None
 
@@ -82,6 +103,14 @@ def check_router_backend(plan: RunPlan, router: str) -> None:
         )
 
 
+def router_name(names: list[str]) -> str:
+    """The router LM's pool name: ``trained-router``, or a free variant when a member already has it."""
+    name, n = ROUTER, 2
+    while name in names:
+        name, n = f"{ROUTER}-{n}", n + 1
+    return name
+
+
 class TrainedRouter(Method):
     @classmethod
     def check(cls, plan: RunPlan) -> None:
@@ -99,7 +128,8 @@ class TrainedRouter(Method):
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
         self.names = ctx.pool.names
-        self.tally = UsageTally(ctx, self.names, helpers=[ROUTER])
+        self.router = router_name(self.names)
+        self.tally = UsageTally(ctx, self.names, helpers=[self.router])
 
     def _descriptions(self) -> list[str]:
         descriptions = [self.ctx.pool.description(n) for n in self.names]
@@ -129,7 +159,7 @@ class TrainedRouter(Method):
         descriptions = self._descriptions()
         labels = self._labels()
         rows = [
-            {"prompt": router_prompt(e, descriptions), "completion": f"Model {k + 1}"}
+            {"prompt": router_prompt(e, descriptions, self.params.router_prompt), "completion": f"Model {k + 1}"}
             for e, k in zip(self.ctx.dataset.dev, labels, strict=True)
         ]
         base = self.params.router_base_model or self.names[0]
@@ -137,11 +167,16 @@ class TrainedRouter(Method):
             kind="sft",
             base_model=self.ctx.pool.resolved_path(base),
             data=rows,
-            hyperparameters={**self.params.hyperparameters, "epochs": self.params.epochs, "lr": self.params.lr},
+            hyperparameters={
+                **LORA_DEFAULTS,
+                **self.params.hyperparameters,
+                "epochs": self.params.epochs,
+                "lr": self.params.lr,
+            },
             seed=self.ctx.settings.seed,
         )
         path = self.ctx.train(job)
-        self.ctx.pool.add(ModelConfig(name=ROUTER, path=str(path)))
+        self.ctx.pool.add(ModelConfig(name=self.router, path=str(path)))
         self.ctx.metrics["router"] = {
             "path": str(path),
             "dev_labels": {n: labels.count(i) for i, n in enumerate(self.names)},
@@ -150,11 +185,11 @@ class TrainedRouter(Method):
     def predict(self, examples: list[Example]) -> list[Prediction]:
         descriptions = self._descriptions()
         greedy = GenerationSettings(max_new_tokens=8, temperature=0.0, top_p=1.0, seed=self.ctx.settings.seed)
-        prompts = [router_prompt(e, descriptions) for e in examples]
-        routed = self.ctx.pool.generate(ROUTER, prompts, greedy, logprobs=True)
+        prompts = [router_prompt(e, descriptions, self.params.router_prompt) for e in examples]
+        routed = self.ctx.pool.generate(self.router, prompts, greedy, logprobs=True)
         replies = [g.text for g in routed]
         parsed = [parse_route(r, len(self.names)) for r in replies]
         chosen = [self.names[k] if k is not None else self.fallback for k in parsed]
         extras = [{"router_reply": r, "route_parsed": k is not None} for r, k in zip(replies, parsed, strict=True)]
-        routing_tokens = [{ROUTER: token_count(g)} for g in routed]
+        routing_tokens = [{self.router: token_count(g)} for g in routed]
         return routed_predictions(self.ctx, self.tally, examples, chosen, extras, routing_tokens)
