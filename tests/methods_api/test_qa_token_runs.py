@@ -84,7 +84,10 @@ def check_usage(summary, lines, names):
     generated = {
         n: sum(line.get("generated_tokens_by_model", line["tokens_by_model"])[n] for line in lines) for n in names
     }
-    assert usage["generated_tokens"] == generated  # mentor_collab's losing drafts are generated, not written
+    assert {n: usage["generated_tokens"][n] for n in names} == generated  # mentor_collab's losing drafts count
+    helpers = set(usage["generated_tokens"]) - set(names)  # switch_generation's selector: cost, no answer
+    for helper in helpers:
+        assert usage["generated_tokens"][helper] == sum(line["generated_tokens_by_model"][helper] for line in lines)
     assert all(generated[n] >= totals[n] for n in names)
     assert usage["token_share"] == pytest.approx({n: totals[n] / sum(totals.values()) for n in names})
 

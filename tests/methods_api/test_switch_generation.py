@@ -38,7 +38,7 @@ def test_given_selector_picks_a_writer_every_patch(api, tiny_pool_paths, other_t
 def test_the_selector_decides_who_writes(api, tiny_pool_paths, other_tokenizer_model, monkeypatch):
     from moco_methods_api.switch_generation import SwitchGeneration
 
-    def alternating(self, queries):
+    def alternating(self, queries, spent=None):
         return lambda positions, view: [(view.generated(p) // 3) % 2 for p in positions]
 
     monkeypatch.setattr(SwitchGeneration, "_selector_choose", alternating)

@@ -33,7 +33,12 @@ from moco_methods_api.co_llm_training import (
     MARGINAL_KIND,
     training_rows,
 )
-from moco_methods_api.token_level import cached_decode, token_predictions, token_spans
+from moco_methods_api.token_level import (
+    cached_decode,
+    check_resident,
+    token_predictions,
+    token_spans,
+)
 from moco_methods_api.usage import UsageTally
 
 WARMUP_STEPS = 15
@@ -100,6 +105,10 @@ def row_result(decoder: JointDecoder, hook: DeferHook, row: int, ids: list[int],
 class CoLLM(Method):
     @classmethod
     def check(cls, plan: RunPlan) -> None:
+        paths = [m.path for m in plan.config.models]
+        if plan.params.finetune:  # the fine-tuned generator is a model of its own
+            paths[0] = TRAINED
+        check_resident(plan, paths, "co_llm")
         key = plan.params.training_dataset
         if key is not None:
             from moco_core.plugins import get_registry
@@ -112,6 +121,8 @@ class CoLLM(Method):
                 raise MocoError(f"params.training_dataset: {exc}") from None
             if not data.dev and not data.test:
                 raise MocoError(f"params.training_dataset: {key} has no examples to train on")
+            if data.task_type not in get_registry().scorers:
+                raise MocoError(f"params.training_dataset: no installed plugin prompts task type {data.task_type!r}")
         elif not plan.dataset.dev:
             raise MocoError("dataset: co_llm trains on the dev split's gold answers; give the data a dev split")
 
@@ -128,8 +139,20 @@ class CoLLM(Method):
             return self.ctx.dataset.dev
         from moco_core.plugins import get_registry
 
-        data = get_registry().datasets[key].load(os.environ.get("MOCO_DATA_DIR"))
-        return data.dev + data.test
+        registry = get_registry()
+        data = registry.datasets[key].load(os.environ.get("MOCO_DATA_DIR"))
+        scorer = registry.scorers.get(data.task_type)
+        if scorer is None:
+            raise MocoError(f"params.training_dataset: no installed plugin prompts task type {data.task_type!r}")
+        tested = {e.prompt for e in self.ctx.dataset.test}
+        examples = []
+        for example in data.dev + data.test:
+            example.prompt = scorer.prompt(example)  # the registry's loader leaves it unset
+            if example.prompt not in tested:  # never train on this run's test answers
+                examples.append(example)
+        if not examples:
+            raise MocoError(f"params.training_dataset: every item of {key} is a test query of this run")
+        return examples
 
     def prepare(self) -> None:
         pool, settings = self.ctx.pool, self.ctx.settings

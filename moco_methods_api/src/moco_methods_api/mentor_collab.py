@@ -31,7 +31,13 @@ from moco_core.models import adapter_base, resolve_model_path
 from moco_core.types import Example, GenerationSettings, Prediction
 from moco_core.validation import RunPlan
 from moco_methods_api.mentor_mlp import decision_text, load_classifier
-from moco_methods_api.token_level import cached_decode, exchange_result, token_predictions
+from moco_methods_api.params import JUDGE_PROMPT
+from moco_methods_api.token_level import (
+    cached_decode,
+    check_resident,
+    exchange_result,
+    token_predictions,
+)
 from moco_methods_api.usage import UsageTally, token_count
 
 GENERATOR, MENTOR = 0, 1
@@ -39,11 +45,9 @@ MAX_WORD_TOKENS = 8
 VERDICT = re.compile(r"\(?\b([AB])\b\)?")
 
 
-def judge_prompt(query: str, text: str, own: str, mentor: str) -> str:
-    return (
-        f"Question:\n{query}\n\nAnswer so far:\n{text}\n\n"
-        f"Which continuation is better?\n(A) {own}\n(B) {mentor}\n\nReply only with (A) or (B)."
-    )
+def judge_prompt(query: str, text: str, own: str, mentor: str, template: str = JUDGE_PROMPT) -> str:
+    """Mode free: ``params.judge_prompt`` with the query, the answer so far and both candidates."""
+    return template.format(query=query, partial=text, own=own, mentor=mentor)
 
 
 def parse_verdict(reply: str) -> str | None:
@@ -107,6 +111,7 @@ class MentorPolicy:
         patch: int,
         classifier: Callable[[torch.Tensor], torch.Tensor] | None = None,
         threshold: float = 0.5,
+        judge_template: str = JUDGE_PROMPT,
     ) -> None:
         self.ctx = ctx
         self.generator = generator
@@ -115,6 +120,7 @@ class MentorPolicy:
         self.patch = patch
         self.classifier = classifier
         self.threshold = threshold
+        self.judge_template = judge_template
         self.log: dict[int, list[dict]] = {}
         self.decisions: dict[int, int] = {}
         self.generated: dict[int, list[int]] = {}
@@ -134,7 +140,8 @@ class MentorPolicy:
                 scores = torch.sigmoid(self.classifier(hidden.float().cpu()).reshape(-1).float()).tolist()
             return {p: score <= self.threshold for p, score in zip(rows, scores, strict=True)}
         prompts = [
-            judge_prompt(self.queries[view.prompt_index(p)], view.text(p), own[p][0], mentor[p][0]) for p in rows
+            judge_prompt(self.queries[view.prompt_index(p)], view.text(p), own[p][0], mentor[p][0], self.judge_template)
+            for p in rows
         ]
         greedy = GenerationSettings(max_new_tokens=4, temperature=0.0, top_p=1.0, seed=self.ctx.settings.seed)
         replies = self.ctx.pool.generate(self.generator, prompts, greedy)
@@ -199,6 +206,7 @@ class MentorCollab(Method):
     @classmethod
     def check(cls, plan: RunPlan) -> None:
         """The MLP judge is read and probed now (it is small), so a wrong file never waits for generation."""
+        check_resident(plan, [m.path for m in plan.config.models], "mentor_collab")
         mode, path = plan.params.mode, plan.params.mlp_path
         if mode != "mlp":
             for field in ("mlp_path", "mlp_threshold"):
@@ -244,6 +252,7 @@ class MentorCollab(Method):
                         params.patch_size,
                         classifier,
                         params.mlp_threshold,
+                        params.judge_prompt,
                     )
                 )
                 return policies[-1]
@@ -266,6 +275,7 @@ class MentorCollab(Method):
             "mode": params.mode,
             "mlp": self.mlp_digest,
             "mlp_threshold": params.mlp_threshold if params.mode == "mlp" else None,
+            "judge_prompt": params.judge_prompt if params.mode == "free" else None,
             "words": "in context, within max_new_tokens, drafts counted",  # older results are not served
         }
         results = cached_decode(self.ctx, "mentor_collab", self.names, key, [e.prompt for e in examples], decode)

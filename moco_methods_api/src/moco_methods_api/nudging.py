@@ -20,7 +20,7 @@ from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, Prediction
 from moco_core.validation import RunPlan
-from moco_methods_api.token_level import cached_decode, exchange_result, token_predictions
+from moco_methods_api.token_level import cached_decode, check_resident, exchange_result, token_predictions
 from moco_methods_api.usage import UsageTally
 
 
@@ -87,6 +87,8 @@ class Nudging(Method):
                 raise MocoError(f"params.{field}: {index} is not a pool index (pool has {count} models)")
         if plan.params.base_model == plan.params.nudging_model:
             raise MocoError("params.nudging_model: must differ from params.base_model")
+        paths = [plan.config.models[getattr(plan.params, f)].path for f in ("base_model", "nudging_model")]
+        check_resident(plan, paths, "nudging")
         searched = "gamma_search" if plan.params.gamma_search else ""
         if plan.params.search_nudging and count > 2:
             searched = searched or "search_nudging"

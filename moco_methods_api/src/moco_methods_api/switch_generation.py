@@ -16,9 +16,11 @@ same parameters neither decodes nor trains.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 
 from moco_core.backends.hf import row_seed
@@ -28,8 +30,9 @@ from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, GenerationSettings, Prediction, TrainingJob
 from moco_core.validation import RunPlan, check_model_param
-from moco_methods_api.token_level import cached_decode, exchange_result, token_predictions
-from moco_methods_api.usage import UsageTally
+from moco_methods_api.params import SELECTOR_PROMPT
+from moco_methods_api.token_level import cached_decode, check_resident, exchange_result, token_predictions
+from moco_methods_api.usage import UsageTally, token_count
 
 SELECTOR = "switch-selector"
 MODEL_NUMBER = re.compile(r"\bmodel\s*#?\s*(\d+)", re.IGNORECASE)
@@ -40,13 +43,10 @@ Select = Callable[[list[tuple[str, str]]], list[int | None]]
 """(query, answer so far) pairs -> the member index to write the next patch (None: unparsed)."""
 
 
-def selector_prompt(query: str, partial: str, count: int) -> str:
+def selector_prompt(query: str, partial: str, count: int, template: str = SELECTOR_PROMPT) -> str:
+    """What the selector reads: ``params.selector_prompt`` with the query and the answer so far."""
     models = ", ".join(f"Model {k}" for k in range(1, count + 1))
-    return (
-        f"Several models write one answer together, a patch at a time. Models: {models}.\n\n"
-        f"Query:\n{query}\n\nAnswer so far:\n{partial}\n\n"
-        "Which model should write the next patch? Reply only with 'Model k'."
-    )
+    return template.format(query=query, partial=partial, models=models)
 
 
 def parse_model(reply: str, count: int) -> int | None:
@@ -55,6 +55,34 @@ def parse_model(reply: str, count: int) -> int | None:
         if 1 <= number <= count:
             return number - 1
     return None
+
+
+def check_reward_reachable(reward: str) -> None:
+    """Offline, refuse a hub reward model that is not in the local cache now, not after the rollouts."""
+    from moco_core.models import is_local_path
+
+    if is_local_path(reward) or os.environ.get("HF_HUB_OFFLINE", "").lower() not in {"1", "true", "yes", "on"}:
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(reward, "config.json"), str):
+        raise MocoError(
+            f"params.reward_model: {reward} (rollout_score: reward_model) is not in the local Hugging Face cache and "
+            "the hub is offline; give a local reward model folder, a selector_model, or rollout_score: scorer"
+        )
+
+
+@contextmanager
+def named_selector(given: bool) -> Iterator[None]:
+    """A given selector that fails to load is reported as ``params.selector_model``, not as the pool
+    member moco adds it as (a field no config has)."""
+    try:
+        yield
+    except MocoError as exc:
+        prefix = f"models.{SELECTOR}.path: "
+        if not given or not str(exc).startswith(prefix):
+            raise
+        raise MocoError(f"params.selector_model: {str(exc)[len(prefix) :]}") from None
 
 
 class SwitchPolicy:
@@ -95,11 +123,15 @@ class SwitchGeneration(Method):
             raise MocoError("dataset: switch_generation trains its selector on dev; give the data a dev split")
         if plan.params.reward_model is not None:
             check_model_param("params.reward_model", plan.params.reward_model)
+        if plan.params.selector_model is None and plan.params.rollout_score == "reward_model":
+            check_reward_reachable(plan.params.reward_model or plan.config.scoring.reward_model)
+        selector = plan.params.selector_model or SELECTOR  # a trained selector is a model of its own
+        check_resident(plan, [*(m.path for m in plan.config.models), selector], "switch_generation (with its selector)")
 
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
         self.names = ctx.pool.names
-        self.tally = UsageTally(ctx, self.names)
+        self.tally = UsageTally(ctx, self.names, helpers=[SELECTOR])
 
     # decoding -------------------------------------------------------------------------------
 
@@ -133,13 +165,23 @@ class SwitchGeneration(Method):
             out.append(exchange_result(result, self.names, events))
         return out
 
-    def _selector_choose(self, queries: Sequence[Example]) -> Callable[[list[int], ExchangeView], list[int]]:
+    def _selector_choose(
+        self, queries: Sequence[Example], spent: dict[int, int] | None = None
+    ) -> Callable[[list[int], ExchangeView], list[int]]:
+        """The selector's pick per due row; ``spent`` gathers its generated tokens per query (cost)."""
         count = len(self.names)
         greedy = GenerationSettings(max_new_tokens=8, temperature=0.0, top_p=1.0, seed=self.ctx.settings.seed)
 
         def choose(positions: list[int], view: ExchangeView) -> list[int]:
-            prompts = [selector_prompt(queries[view.prompt_index(p)].prompt, view.text(p), count) for p in positions]
-            replies = self.ctx.pool.generate(SELECTOR, prompts, greedy)
+            template = self.params.selector_prompt
+            prompts = [
+                selector_prompt(queries[view.prompt_index(p)].prompt, view.text(p), count, template) for p in positions
+            ]
+            with named_selector(self.params.selector_model is not None):
+                replies = self.ctx.pool.generate(SELECTOR, prompts, greedy)
+            if spent is not None:
+                for p, reply in zip(positions, replies, strict=True):
+                    spent[view.prompt_index(p)] = spent.get(view.prompt_index(p), 0) + token_count(reply)
             current = [view.spans(p)[-1].model if view.spans(p) else 0 for p in positions]
             parsed = [parse_model(r.text, count) for r in replies]
             return [c if k is None else k for k, c in zip(parsed, current, strict=True)]
@@ -235,7 +277,7 @@ class SwitchGeneration(Method):
                 if row_i == i:
                     utility.setdefault(plan[0], []).append(score)
             best = max(sorted(utility), key=lambda m: sum(utility[m]) / len(utility[m]))
-            prompt = selector_prompt(example.prompt, prefix_texts[i], count)
+            prompt = selector_prompt(example.prompt, prefix_texts[i], count, self.params.selector_prompt)
             data.append({"prompt": prompt, "completion": f"Model {best + 1}"})
         return data
 
@@ -265,9 +307,18 @@ class SwitchGeneration(Method):
                 Example(index=i, id=str(i), question=p, answer=None, task_type="", prompt=p)
                 for i, p in enumerate(prompts)
             ]
-            choose = self._selector_choose(queries)
-            return self._decode(queries, lambda: SwitchPolicy(patch, choose), self.ctx.settings)
+            spent: dict[int, int] = {}
+            choose = self._selector_choose(queries, spent)
+            results = self._decode(queries, lambda: SwitchPolicy(patch, choose), self.ctx.settings)
+            for i, result in enumerate(results):  # the selector's replies cost tokens too
+                result["generated_tokens_by_model"] = {**result["tokens_by_model"], SELECTOR: spent.get(i, 0)}
+            return results
 
-        params = {"patch_size": patch, "selector": self.ctx.pool.identity(SELECTOR)}
+        with named_selector(self.params.selector_model is not None):  # a hub selector loads to pin its revision
+            params = {
+                "patch_size": patch,
+                "selector": self.ctx.pool.identity(SELECTOR),
+                "selector_prompt": self.params.selector_prompt,
+            }
         results = cached_decode(self.ctx, "switch_generation", self.names, params, [e.prompt for e in examples], decode)
         return token_predictions(self.tally, examples, results, "switches")

@@ -11,13 +11,26 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from moco_core.cache import cache_key
+from moco_core.errors import MocoError
 from moco_core.method import MethodContext
 from moco_core.pool import CHUNK_BATCHES
 from moco_core.types import Example, Prediction
+from moco_core.validation import RunPlan
 from moco_methods_api.usage import UsageTally
 
 Decode = Callable[[list[str]], list[dict[str, Any]]]
 """Decodes prompts into result dicts with at least ``text``, ``spans`` and ``tokens_by_model``."""
+
+
+def check_resident(plan: RunPlan, paths: Sequence[str], purpose: str) -> None:
+    """Refuse, before any model loads, a ``hardware.max_resident_models`` below the distinct models
+    (``paths``) the method keeps loaded at once: evicting one mid-decode would break the decode."""
+    limit = plan.config.hardware.max_resident_models
+    distinct = len(set(paths))
+    if limit is not None and limit < distinct:
+        raise MocoError(
+            f"hardware.max_resident_models: {purpose} keeps {distinct} models loaded at once, but the limit is {limit}"
+        )
 
 
 def cached_decode(
@@ -101,14 +114,15 @@ def token_predictions(
 ) -> list[Prediction]:
     """Predictions whose extras hold the spans (who wrote what), the method's log and token counts
     (of every pool model: those the method did not use wrote 0), and, where a method generated more
-    than its answers hold, ``generated_tokens_by_model``."""
+    than its answers hold, ``generated_tokens_by_model`` (also naming the tally's helper models, a
+    selector LM, whose tokens cost but are not in the answer)."""
     predictions = []
     for _, result in zip(examples, results, strict=True):
         tokens = {name: result["tokens_by_model"].get(name, 0) for name in tally.names}
         extras = {"spans": result["spans"], log_name: result["log"], "tokens_by_model": tokens}
         generated = None
         if "generated_tokens_by_model" in result:
-            generated = {name: result["generated_tokens_by_model"].get(name, 0) for name in tally.names}
+            generated = {name: result["generated_tokens_by_model"].get(name, 0) for name in tally.tokens}
             extras["generated_tokens_by_model"] = generated
         tally.add(None, tokens, generated)
         predictions.append(Prediction(output=result["text"], extras=extras))

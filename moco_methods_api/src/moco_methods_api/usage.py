@@ -59,7 +59,7 @@ class UsageTally:
         if total_queries:
             usage["query_share"] = {n: self.queries[n] / total_queries for n in self.names}
         if total_written:
-            usage["token_share"] = {n: count / total_written for n, count in self.written.items()}
+            usage["token_share"] = {n: self.written[n] / total_written for n in self.names}
         self.ctx.metrics["usage"] = usage
 
 
