@@ -439,3 +439,24 @@ def test_the_selector_and_judge_prompts_are_overridable_templates(
     assert any(asked in prompt for prompt in seen), seen[:3]
     bad, _ = api.run(method, models, data, {**params, field: "{question} {nope}"}, out="bad")
     assert_one_line_error(bad, field, "{nope}")
+
+
+def test_the_selector_trains_with_the_originals_lora_setup(api, tiny_pool_paths, other_tokenizer_model):
+    from moco_core.training import ORIGINAL_LORA
+
+    jobs = []
+
+    class Recording:
+        @hookimpl
+        def moco_train(self, job):
+            jobs.append(job)
+            return str(tiny_pool_paths[2])
+
+    models = members("switch_generation", tiny_pool_paths, other_tokenizer_model)
+    data = api.data([("dev q", "x")], [("q", "x")])
+    params = {"patch_size": 2, "rollouts_per_example": 1, "train_examples": 1, "rollout_score": "scorer"}
+    with registered_plugin(Recording(), "recording-selector-training"):
+        result, _ = api.run("switch_generation", models, data, params, generation={"max_new_tokens": 4})
+    assert result.exit_code == 0, result.output
+    [job] = jobs
+    assert {k: job.hyperparameters[k] for k in ORIGINAL_LORA} == ORIGINAL_LORA

@@ -39,6 +39,21 @@ LOG_FILE = "trainer_log.jsonl"
 INSTALL_HINT = "pip install 'moco-core[train]'"
 
 
+ORIGINAL_LORA = {
+    "lora_r": 64,
+    "lora_alpha": 16.0,
+    "lora_dropout": 0.1,
+    "lr_scheduler": "cosine",
+    "warmup_ratio": 0.1,
+    "batch_size": 1,
+    "grad_accum": 16,
+    "max_length": 4096,
+}
+"""The LoRA setup every training method of the original used (its routers: accumulation 32); the
+methods start their jobs from it so results reproduce, where ``Hyperparameters`` keeps generic
+defaults for a lab's own jobs."""
+
+
 class Hyperparameters(BaseModel):
     """A job's training settings; unknown keys are refused so a typo never trains silently.
 

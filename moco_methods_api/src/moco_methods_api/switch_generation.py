@@ -28,6 +28,7 @@ from moco_core.config import ModelConfig, ScoringConfig
 from moco_core.engines.text_exchange import Choice, ExchangeView, load_text_exchange
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
+from moco_core.training import ORIGINAL_LORA
 from moco_core.types import Example, GenerationSettings, Prediction, TrainingJob
 from moco_core.validation import RunPlan, check_model_param
 from moco_methods_api.params import SELECTOR_PROMPT
@@ -291,7 +292,7 @@ class SwitchGeneration(Method):
                 kind="sft",
                 base_model=self.ctx.pool.resolved_path(base),
                 data=self._training_rows(),
-                hyperparameters={"epochs": 3},
+                hyperparameters={**ORIGINAL_LORA, "epochs": 3},
                 seed=self.ctx.settings.seed,
             )
             path = self.ctx.train(job)

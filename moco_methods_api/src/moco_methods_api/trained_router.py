@@ -17,6 +17,7 @@ import re
 from moco_core.config import ModelConfig, ScoringConfig
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
+from moco_core.training import ORIGINAL_LORA
 from moco_core.types import Example, GenerationSettings, Prediction, TrainingJob
 from moco_core.validation import RunPlan, check_model_param
 from moco_methods_api.params import ROUTER_PROMPT
@@ -24,17 +25,8 @@ from moco_methods_api.routing import routed_predictions
 from moco_methods_api.usage import UsageTally, token_count
 
 ROUTER = "trained-router"
-LORA_DEFAULTS = {
-    "lora_r": 64,
-    "lora_alpha": 16.0,
-    "lora_dropout": 0.1,
-    "lr_scheduler": "cosine",
-    "warmup_ratio": 0.1,
-    "batch_size": 1,
-    "grad_accum": 32,
-    "max_length": 4096,
-}
-"""The original's LoRA setup for routers (spec, "Training"); ``params.hyperparameters`` overrides any of it."""
+ROUTER_LORA = {**ORIGINAL_LORA, "grad_accum": 32}
+"""The original's LoRA setup for routers; ``params.hyperparameters`` overrides any of it."""
 MODEL_NUMBER = re.compile(r"\bmodel\s*#?\s*(\d+)", re.IGNORECASE)
 
 
@@ -168,7 +160,7 @@ class TrainedRouter(Method):
             base_model=self.ctx.pool.resolved_path(base),
             data=rows,
             hyperparameters={
-                **LORA_DEFAULTS,
+                **ROUTER_LORA,
                 **self.params.hyperparameters,
                 "epochs": self.params.epochs,
                 "lr": self.params.lr,

@@ -12,20 +12,9 @@ from typing import Any
 from moco_core.config import ModelConfig
 from moco_core.errors import MocoError
 from moco_core.method import MethodContext
+from moco_core.training import ORIGINAL_LORA
 from moco_core.types import TrainingJob
 from moco_core.validation import RunPlan
-
-LORA_DEFAULTS = {
-    "lora_r": 64,
-    "lora_alpha": 16.0,
-    "lora_dropout": 0.1,
-    "lr_scheduler": "cosine",
-    "warmup_ratio": 0.1,
-    "batch_size": 1,
-    "grad_accum": 16,
-    "max_length": 4096,
-}
-"""The LoRA setup every training method of the original used (spec: "Shared engines: Training")."""
 
 
 def require_trainable(plan: RunPlan, key: str) -> None:
@@ -37,7 +26,7 @@ def require_trainable(plan: RunPlan, key: str) -> None:
 
 
 def hyperparameters(**overrides: Any) -> dict[str, Any]:
-    return {**LORA_DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
+    return {**ORIGINAL_LORA, **{k: v for k, v in overrides.items() if v is not None}}
 
 
 def train(
