@@ -27,8 +27,8 @@ class KeptStreams(TextExchangeDecoder):
 
     kept: list = []  # noqa: RUF012
 
-    def streams(self, prompts):
-        made = super().streams(prompts)
+    def streams(self, prompts, reserve=0):
+        made = super().streams(prompts, reserve)
         self.kept.append(made)
         return made
 

@@ -35,5 +35,5 @@ class FullRecompute:
 class ReferenceExchange(TextExchangeDecoder):
     """The text exchange decoder over ``FullRecompute`` streams (use ``batch_size=1``)."""
 
-    def streams(self, prompts: list[list[str]]) -> list[Any]:
+    def streams(self, prompts: list[list[str]], reserve: int = 0) -> list[Any]:
         return [FullRecompute(m, p) for m, p in zip(self.models, prompts, strict=True)]

@@ -54,7 +54,11 @@ class RowCache:
     """Every row's cached tokens in one run of columns of its own, ``[start, length)``, over the
     plain dynamic cache of a prompt forward (whose layers it replaces)."""
 
-    def __init__(self, cache: Any, attention_mask: torch.Tensor, additive: torch.dtype | None) -> None:
+    def __init__(
+        self, cache: Any, attention_mask: torch.Tensor, additive: torch.dtype | None, reserve: int = 0
+    ) -> None:
+        """``reserve``: columns to make room for now (the new tokens a decode expects), so the
+        buffers need not grow, and copy themselves, step after step."""
         count, prompt = attention_mask.shape
         self.device = attention_mask.device
         self.additive = additive
@@ -68,9 +72,13 @@ class RowCache:
         self.total = prompt
         self.layers = [RowLayer(layer.keys, layer.values, self) for layer in cache.layers]
         cache.layers = self.layers
+        self.columns = torch.arange(prompt + reserve + SPARE_COLUMNS, device=self.device)
+        if reserve:
+            for layer in self.layers:
+                layer.widen(len(self.columns))
 
     @classmethod
-    def over(cls, cache: Any, attention_mask: torch.Tensor, model: Any) -> RowCache | None:
+    def over(cls, cache: Any, attention_mask: torch.Tensor, model: Any, reserve: int = 0) -> RowCache | None:
         """A row cache over ``cache`` (after a prompt forward with ``attention_mask``), or None where
         it cannot serve: layers other than plain dynamic ones (sliding windows), attention other
         than sdpa or eager (no 4D masks), positions taken from a 2D mask."""
@@ -82,7 +90,7 @@ class RowCache:
             return None
         if getattr(config, "alibi", False) or getattr(config, "model_type", "") in _MASK_POSITIONED:
             return None
-        return cls(cache, attention_mask, layers[0].keys.dtype if attention == "eager" else None)
+        return cls(cache, attention_mask, layers[0].keys.dtype if attention == "eager" else None, reserve)
 
     def plan(self, blocks: dict[int, list[int]], positions: dict[int, int], pad_id: int) -> Slots:
         """The slots that feed ``blocks`` (row -> new tokens, whose positions start at
@@ -133,7 +141,9 @@ class RowCache:
         if total > self.layers[0].key_buffer.shape[2]:
             for layer in self.layers:
                 layer.widen(total + max(SPARE_COLUMNS, total // 2))
-        columns = torch.arange(total, device=device)
+        if total > len(self.columns):
+            self.columns = torch.arange(self.layers[0].key_buffer.shape[2], device=device)
+        columns = self.columns[:total]
         mask = (columns >= low).logical_and_(columns <= target)
         if self.additive is not None:
             mask = torch.zeros(mask.shape, dtype=self.additive, device=device).masked_fill_(

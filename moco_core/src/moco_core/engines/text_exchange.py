@@ -87,6 +87,7 @@ class _TextStream(_ModelStream):
         pad_id: int,
         keep_hidden: bool = False,
         shared: list[Any] | None = None,
+        reserve: int = 0,
     ) -> None:
         with active_adapter(hf):
             super().__init__(hf, texts, pad_id, keep_hidden=keep_hidden)
@@ -109,7 +110,7 @@ class _TextStream(_ModelStream):
             list(self.hidden.unbind(0)) if self.hidden is not None else [None] * count
         )
         self.prompt_hidden = list(self.row_hidden)
-        self.row_cache = RowCache.over(self.cache, self.attention_mask, hf.model)
+        self.row_cache = RowCache.over(self.cache, self.attention_mask, hf.model, reserve)
         self.positions: list[int] = self.next_position.view(-1).tolist()
         """Per row, the position of its next token."""
         self.columns: list[list[int]] = [[] for _ in range(count)]
@@ -150,58 +151,63 @@ class _TextStream(_ModelStream):
                 results.append((encoding.ids, []))  # words of the normalised text: no raw offsets
                 continue
             word_ids = encoding.word_ids
+            pairs = zip(word_ids, [None, *word_ids], strict=False)  # each token's word and its predecessor's
+            firsts = [i for i, (word, before) in enumerate(pairs) if word not in (before, None)]
             if self.token_offsets:  # a word's first token starts where the word does
-                starts = [start for start, _ in encoding.offsets]
+                spans = encoding.offsets
+                boundaries = [(i, offset + spans[i][0]) for i in firsts]
             else:  # offsets trimmed of whitespace: the pre-tokens' own starts
                 words = [start for _, (start, _) in pre_tokenize(text)]
-                starts = [words[w] if w is not None and w < len(words) else -1 for w in word_ids]
-            firsts = zip(range(len(word_ids)), word_ids, [None, *word_ids], starts, strict=False)
-            boundaries = [(i, offset + at) for i, word, before, at in firsts if word not in (before, None) and at >= 0]
+                boundaries = [(i, offset + words[word_ids[i]]) for i in firsts if word_ids[i] < len(words)]
             results.append((encoding.ids, boundaries))
         return results
 
     def sync(self, rows: Sequence[int], texts: Sequence[str]) -> torch.Tensor:
         """Next-token logits of ``rows`` after their texts became ``texts``; feeds only what changed."""
-        known: dict[int, tuple[str, list[int], list[tuple[int, int]]]] = {}
+        known: dict[int, tuple[tuple[str, list[int], list[tuple[int, int]]], int]] = {}
+        """Per row whose text changed: its new (text, ids, boundaries) and how many leading ids
+        are known to match the cache."""
         pending: dict[int, tuple[str, int, int, int]] = {}
-        same: dict[int, int] = {}
-        """Per row re-encoded here, how many leading ids are known to match the cache."""
+        shared, seen_texts = self.shared, self.seen
         for row, text in zip(rows, texts, strict=True):
-            if text == self.seen[row]:
+            seen = seen_texts[row]
+            if text == seen:
                 continue
-            record = self.shared[row] if self.shared is not None else None
+            record = shared[row] if shared is not None else None
             if record is not None and record[0] == text:
-                known[row] = record
+                known[row] = (record, 0)
             else:
-                seen = self.seen[row]
                 changed = len(seen) if text.startswith(seen) else _common_prefix(seen, text)
                 pending[row] = (text, *self._boundary(row, changed))
         if pending:
             tails = [text[offset:] for text, _, offset, _ in pending.values()]
             encoded = self._encode(tails, [offset for _, _, offset, _ in pending.values()])
             for (row, (text, keep, _, cut)), (new_ids, new_boundaries) in zip(pending.items(), encoded, strict=True):
-                boundaries = self.boundaries[row][:cut] + [(keep + i, at) for i, at in new_boundaries]
-                known[row] = (text, self.ids[row][:keep] + new_ids, boundaries)
-                same[row] = keep
-                if self.shared is not None:
-                    self.shared[row] = known[row]
+                boundaries = self.boundaries[row][:cut]
+                boundaries += [(keep + i, at) for i, at in new_boundaries]
+                record = (text, self.ids[row][:keep] + new_ids, boundaries)
+                known[row] = (record, keep)
+                if shared is not None:
+                    shared[row] = record
         blocks: dict[int, list[int]] = {}
-        for row, (text, ids, boundaries) in known.items():
-            keep = _common_prefix(self.ids[row], ids, same.get(row, 0))
-            self.seen[row], self.boundaries[row] = text, boundaries
+        for row, ((text, ids, boundaries), same) in known.items():
+            cached = self.ids[row]
+            keep = _common_prefix(cached, ids, same)
+            seen_texts[row], self.boundaries[row] = text, boundaries
             new_ids = ids[keep:]
-            if not new_ids and keep == len(self.ids[row]):
-                continue
-            if not new_ids and keep == 0:  # back to the bare prompt, whose logits are kept
-                self._forget(row, 0)
-                self.row_logits[row] = self.prompt_logits[row]
-                self.row_hidden[row] = self.prompt_hidden[row]
-                continue
-            if not new_ids:  # the text lost its tail: feed the last kept token again for fresh logits
-                keep -= 1
-                new_ids = [self.ids[row][keep]]
-            self._forget(row, keep)
-            self.ids[row].extend(new_ids)
+            if not new_ids:
+                if keep == len(cached):
+                    continue
+                if keep == 0:  # back to the bare prompt, whose logits are kept
+                    self._forget(row, 0)
+                    self.row_logits[row] = self.prompt_logits[row]
+                    self.row_hidden[row] = self.prompt_hidden[row]
+                    continue
+                keep -= 1  # the text lost its tail: feed the last kept token again for fresh logits
+                new_ids = [cached[keep]]
+            if keep < len(cached):
+                self._forget(row, keep)
+            cached.extend(new_ids)
             blocks[row] = new_ids
         if blocks:
             self._extend(blocks)
@@ -574,17 +580,18 @@ class TextExchangeDecoder:
                 results[i] = result
         return [r for r in results if r is not None]
 
-    def streams(self, prompts: list[list[str]]) -> list[Any]:
+    def streams(self, prompts: list[list[str]], reserve: int = 0) -> list[Any]:
         """One stream per model over its rendered prompts; anything with ``sync(rows, texts) -> logits``.
 
-        Models with the same tokenizer (same content) share their encodings of the text.
+        Models with the same tokenizer (same content) share their encodings of the text;
+        ``reserve``: cache columns to make room for at once (the tokens a decode expects).
         """
         shared: dict[str, list[Any]] = {}
         streams = []
         for i, (model, texts) in enumerate(zip(self.models, prompts, strict=True)):
             key = tokenizer_fingerprint(model.tokenizer) if self.share_encodings else str(i)
             records = shared.setdefault(key, [None] * len(texts))
-            streams.append(_TextStream(model, texts, _pad_id(model), i in self.hidden_states, records))
+            streams.append(_TextStream(model, texts, _pad_id(model), i in self.hidden_states, records, reserve))
         return streams
 
     def _decode_batch(
@@ -596,7 +603,8 @@ class TextExchangeDecoder:
         seeds: list[int],
         starts: list[str],
     ) -> list[RowResult]:
-        batch = TextExchangeBatch(self.models, rows, self.streams(prompts), settings, seeds)
+        streams = self.streams(prompts, reserve=settings.max_new_tokens)
+        batch = TextExchangeBatch(self.models, rows, streams, settings, seeds)
         batch.texts = list(starts)
         active = list(range(len(rows)))
         for step in range(settings.max_new_tokens):
