@@ -7,9 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from moco_core.hookspecs import hookimpl
-from moco_core.testing import ScriptedBackend, registered_plugin, set_responder
-from moco_core.types import Generation
+from moco_core.testing import RecordingTraining, registered_plugin, set_responder, with_confidence
 from moco_methods_api.cascade import SELF_ASK
 
 DOMAINS = ["math", "history", "code"]
@@ -21,21 +19,11 @@ def scripted_models(names) -> list[dict]:
 
 
 @pytest.fixture()
-def scripted(api, monkeypatch):
+def scripted(api):
     """Scripted models whose answers carry fixed per-token top-1 probabilities (``SCRIPT``)."""
-
-    def generate(self, handle, requests, settings, batch_size):
-        out = []
-        for request in requests:
-            text, probs = SCRIPT[(handle, request.prompt)]
-            logs = [math.log(p) for p in probs]
-            out.append(Generation(text=text, token_logprobs=logs, top_logprobs=logs))
-        return out
-
-    monkeypatch.setattr(ScriptedBackend, "generate", generate)
     SCRIPT.clear()
-    for name in ("weak", "mid", "strong"):
-        set_responder(name, "unused: answers come from SCRIPT")
+    for member in ("weak", "mid", "strong"):
+        set_responder(member, lambda request, member=member: with_confidence(*SCRIPT[(member, request.prompt)]))
     return api
 
 
@@ -63,19 +51,6 @@ def test_self_ask_reads_other_phrasings_of_unconfident(scripted, reply, defers):
     [line] = api.predictions(run)
     assert line["routed_to"] == ("strong" if defers else "weak")
     assert line["deferral_chain"][0]["deferred"] is defers
-
-
-class RecordingTraining:
-    """A training plugin that records each job and returns an untrained tiny model as the router."""
-
-    def __init__(self, folder: str) -> None:
-        self.folder = folder
-        self.jobs: list = []
-
-    @hookimpl
-    def moco_train(self, job):
-        self.jobs.append(job)
-        return self.folder
 
 
 def domain_pool(prefix: str, names: list[str] = DOMAINS) -> list[dict]:

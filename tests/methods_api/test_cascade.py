@@ -7,7 +7,7 @@ import math
 import pytest
 
 from moco_core.errors import MocoError
-from moco_core.testing import ScriptedBackend, set_responder
+from moco_core.testing import set_responder, with_confidence
 from moco_core.types import Generation
 from moco_methods_api.cascade import confidence, threshold
 
@@ -16,21 +16,11 @@ SCRIPT: dict[tuple[str, str], tuple[str, list[float]]] = {}
 
 
 @pytest.fixture()
-def scripted_confidence(api, monkeypatch):
-    """Scripted models whose answers carry fixed per-token top-1 probabilities."""
-
-    def generate(self, handle, requests, settings, batch_size):
-        out = []
-        for request in requests:
-            text, probs = SCRIPT[(handle, request.prompt)]
-            logs = [math.log(p) for p in probs]
-            out.append(Generation(text=text, token_logprobs=logs, top_logprobs=logs))
-        return out
-
-    monkeypatch.setattr(ScriptedBackend, "generate", generate)
+def scripted_confidence(api):
+    """Scripted models whose answers carry fixed per-token top-1 probabilities (``SCRIPT``)."""
     SCRIPT.clear()
-    for name in ("weak", "mid", "strong"):
-        set_responder(name, "unused: answers come from SCRIPT")
+    for member in ("weak", "mid", "strong"):
+        set_responder(member, lambda request, member=member: with_confidence(*SCRIPT[(member, request.prompt)]))
     return api
 
 

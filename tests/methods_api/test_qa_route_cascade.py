@@ -3,12 +3,9 @@ without log-probs, and resuming with the deferral chains intact."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
-from moco_core.testing import ScriptedBackend, set_responder
-from moco_core.types import Generation
+from moco_core.testing import set_responder, with_confidence
 from moco_methods_api.cascade import SELF_ASK
 
 # (model path, prompt) -> (answer, per-token top-1 probabilities, or None for a server without log-probs)
@@ -17,19 +14,11 @@ NAMES = ("weak", "mid", "strong")
 
 
 @pytest.fixture()
-def scripted(api, monkeypatch):
-    def generate(self, handle, requests, settings, batch_size):
-        out = []
-        for request in requests:
-            text, probs = SCRIPT[(handle, request.prompt)]
-            logs = None if probs is None else [math.log(p) for p in probs]
-            out.append(Generation(text=text, token_logprobs=logs, top_logprobs=logs))
-        return out
-
-    monkeypatch.setattr(ScriptedBackend, "generate", generate)
+def scripted(api):
+    """Scripted models whose answers carry fixed per-token top-1 probabilities (``SCRIPT``)."""
     SCRIPT.clear()
-    for name in NAMES:
-        set_responder(name, "unused: answers come from SCRIPT")
+    for member in ("weak", "mid", "strong"):
+        set_responder(member, lambda request, member=member: with_confidence(*SCRIPT[(member, request.prompt)]))
     return api
 
 

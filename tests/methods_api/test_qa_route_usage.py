@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from moco_core.hookspecs import hookimpl
-from moco_core.testing import registered_plugin, set_responder
+from moco_core.testing import RecordingTraining, registered_plugin, set_responder
 
 DOMAINS = ["math", "history", "code"]
 
@@ -69,19 +68,6 @@ def test_baselines_report_shares_that_add_up(api, method):
     result, run = api.run(method, domain_pool(method[:2]), data)
     assert result.exit_code == 0, result.output
     assert_usage_adds_up(api.predictions(run), api.metrics(run)["usage"], DOMAINS)
-
-
-class RecordingTraining:
-    """A training plugin that records each job and returns an untrained tiny model as the router."""
-
-    def __init__(self, folder: str) -> None:
-        self.folder = folder
-        self.jobs: list = []
-
-    @hookimpl
-    def moco_train(self, job):
-        self.jobs.append(job)
-        return self.folder
 
 
 def test_trained_router_job_is_keyed_by_pool_dev_data_and_params(api, tiny_pool_paths):

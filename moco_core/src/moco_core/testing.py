@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -232,13 +233,35 @@ def build_tiny_reward_model(folder: Path, chat_template: bool = True, architectu
     return folder
 
 
-Responder = Callable[[GenerationRequest], str]
+Responder = Callable[[GenerationRequest], "str | Generation"]
 _responders: dict[str, Responder] = {}
 
 
 def set_responder(path: str, responder: Responder | str) -> None:
-    """Make the scripted model at ``path`` answer with ``responder(request)`` (or a fixed text)."""
+    """Make the scripted model at ``path`` answer with ``responder(request)`` (or a fixed text); a
+    responder may return a whole ``Generation`` (e.g. ``with_confidence``) instead of a text."""
     _responders[path] = responder if callable(responder) else (lambda _request, text=responder: text)
+
+
+def with_confidence(text: str, probabilities: Sequence[float] | None) -> Generation:
+    """A scripted answer whose tokens had these top-1 probabilities (None: a backend that returns
+    no log-probabilities), for methods that read confidence (cascade)."""
+    logs = None if probabilities is None else [math.log(p) for p in probabilities]
+    return Generation(text=text, token_logprobs=logs, top_logprobs=logs)
+
+
+class RecordingTraining:
+    """A training plugin that records every job and returns ``folder`` (a model) as its result;
+    pass to ``registered_plugin`` to see what a method trains without training."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.jobs: list[Any] = []
+
+    @hookimpl
+    def moco_train(self, job: Any) -> str:
+        self.jobs.append(job)
+        return self.folder
 
 
 class ScriptedBackend:
@@ -259,7 +282,11 @@ class ScriptedBackend:
     ) -> list[Generation]:
         ScriptedBackend.calls.append((handle, len(requests)))
         responder = _responders[handle]
-        return [Generation(text=responder(r), token_logprobs=[-0.1], top_logprobs=[-0.1]) for r in requests]
+        answers = [responder(r) for r in requests]
+        return [
+            a if isinstance(a, Generation) else Generation(text=a, token_logprobs=[-0.1], top_logprobs=[-0.1])
+            for a in answers
+        ]
 
 
 class ScriptedBackendPlugin:
