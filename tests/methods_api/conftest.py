@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from moco_core.cli import app
-from moco_core.testing import scripted_plugins
+from moco_core.testing import scripted_plugins, set_responder, with_confidence
 
 
 class ApiRuns:
@@ -104,3 +104,16 @@ def trainable_tiny_model(tmp_path_factory, tiny_pool_paths) -> Path:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture()
+def confident_members():
+    """Makes scripted members ``weak``, ``mid`` and ``strong`` answer from a script mapping
+    (member, prompt) to (text, per-token top-1 probabilities or None), which a test fills."""
+
+    def install(script: dict, members: tuple[str, ...] = ("weak", "mid", "strong")) -> None:
+        script.clear()
+        for member in members:
+            set_responder(member, lambda request, member=member: with_confidence(*script[(member, request.prompt)]))
+
+    return install

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from moco_core.testing import RecordingTraining, registered_plugin, set_responder, with_confidence
+from moco_core.testing import RecordingTraining, registered_plugin, set_responder
 from moco_methods_api.cascade import SELF_ASK
 
 DOMAINS = ["math", "history", "code"]
@@ -19,11 +19,8 @@ def scripted_models(names) -> list[dict]:
 
 
 @pytest.fixture()
-def scripted(api):
-    """Scripted models whose answers carry fixed per-token top-1 probabilities (``SCRIPT``)."""
-    SCRIPT.clear()
-    for member in ("weak", "mid", "strong"):
-        set_responder(member, lambda request, member=member: with_confidence(*SCRIPT[(member, request.prompt)]))
+def scripted(api, confident_members):
+    confident_members(SCRIPT)
     return api
 
 

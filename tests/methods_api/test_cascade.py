@@ -7,7 +7,6 @@ import math
 import pytest
 
 from moco_core.errors import MocoError
-from moco_core.testing import set_responder, with_confidence
 from moco_core.types import Generation
 from moco_methods_api.cascade import confidence, threshold
 
@@ -16,11 +15,8 @@ SCRIPT: dict[tuple[str, str], tuple[str, list[float]]] = {}
 
 
 @pytest.fixture()
-def scripted_confidence(api):
-    """Scripted models whose answers carry fixed per-token top-1 probabilities (``SCRIPT``)."""
-    SCRIPT.clear()
-    for member in ("weak", "mid", "strong"):
-        set_responder(member, lambda request, member=member: with_confidence(*SCRIPT[(member, request.prompt)]))
+def scripted_confidence(api, confident_members):
+    confident_members(SCRIPT)
     return api
 
 

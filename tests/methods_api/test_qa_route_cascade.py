@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from moco_core.testing import set_responder, with_confidence
 from moco_methods_api.cascade import SELF_ASK
 
 # (model path, prompt) -> (answer, per-token top-1 probabilities, or None for a server without log-probs)
@@ -14,11 +13,8 @@ NAMES = ("weak", "mid", "strong")
 
 
 @pytest.fixture()
-def scripted(api):
-    """Scripted models whose answers carry fixed per-token top-1 probabilities (``SCRIPT``)."""
-    SCRIPT.clear()
-    for member in ("weak", "mid", "strong"):
-        set_responder(member, lambda request, member=member: with_confidence(*SCRIPT[(member, request.prompt)]))
+def scripted(api, confident_members):
+    confident_members(SCRIPT)
     return api
 
 
