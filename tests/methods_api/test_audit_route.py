@@ -33,6 +33,8 @@ def scripted(api, confident_members):
         ("I am not confident.", True),
         ("I'm not confident that this is right.", True),
         ("I am not very confident about this.", True),
+        ("I wasn't sure, but 42.", True),
+        ("It isn't certain.", True),
         ("42", False),
         ("I am confident: 42", False),
         ("Confident. The answer is 42.", False),

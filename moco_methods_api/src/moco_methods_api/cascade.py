@@ -28,7 +28,7 @@ CONFIDENCE_DECIMALS = 12
 SELF_ASK = SELF_ASK_PROMPT.removeprefix("{question}")
 """What the default ``self_ask_prompt`` appends to the task prompt."""
 UNCONFIDENT = re.compile(
-    r"(?i)\bun-?confident|\b(?:not|n['’]t|never)\s+(?:(?:very|really|entirely|fully|completely|quite|too|that|so)\s+)?"
+    r"(?i)\bun-?confident|(?:\bnot|n['’]t|\bnever)\s+(?:(?:very|really|entirely|fully|completely|quite|too|that|so)\s+)?"
     r"(?:confident|sure|certain)\b"
 )
 """The word the prompt asks for, in any case or wording ("Unconfident.", "I am not confident", "not sure")."""
