@@ -53,17 +53,22 @@ def resolve_method(registry: Registry, key: str) -> MethodSpec:
 
 
 def validate_params(spec: MethodSpec, params: dict) -> BaseModel:
-    """The method's parameters, validated strictly as the JSON a config file is: ``true`` is not
-    the pool index 1 and ``"0.5"`` is not a number (an integer still is a float).  Values JSON
-    cannot carry (a date YAML parsed) are validated as given."""
+    """The method's parameters, validated as a config file's (``validate_as_config``)."""
+    return validate_as_config(spec.params, params, "params")
+
+
+def validate_as_config(model: type[BaseModel], values: dict, field: str) -> BaseModel:
+    """``values`` validated strictly as the JSON a config file is: ``true`` is not the pool index 1
+    and ``"0.5"`` is not a number (an integer still is a float).  Values JSON cannot carry (a date
+    YAML parsed) are validated as given.  An invalid value is one line naming ``field``."""
     try:
         try:
-            text = json.dumps(params)
+            text = json.dumps(values)
         except (TypeError, ValueError):
-            return spec.params.model_validate(params)
-        return spec.params.model_validate_json(text, strict=True)
+            return model.model_validate(values)
+        return model.model_validate_json(text, strict=True)
     except ValidationError as exc:
-        raise MocoError(format_validation_error(exc, "params", spec.params)) from None
+        raise MocoError(format_validation_error(exc, field, model)) from None
 
 
 def needs_weights(spec: MethodSpec) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from moco_core.cache import cache_key
-from moco_core.errors import MocoError
+from moco_core.engines.decoding import check_resident as resident_cap
 from moco_core.method import MethodContext
 from moco_core.pool import CHUNK_BATCHES
 from moco_core.types import Example, Prediction
@@ -23,14 +23,9 @@ Decode = Callable[[list[str]], list[dict[str, Any]]]
 
 
 def check_resident(plan: RunPlan, paths: Sequence[str], purpose: str) -> None:
-    """Refuse, before any model loads, a ``hardware.max_resident_models`` below the distinct models
-    (``paths``) the method keeps loaded at once: evicting one mid-decode would break the decode."""
-    limit = plan.config.hardware.max_resident_models
-    distinct = len(set(paths))
-    if limit is not None and limit < distinct:
-        raise MocoError(
-            f"hardware.max_resident_models: {purpose} keeps {distinct} models loaded at once, but the limit is {limit}"
-        )
+    """At plan time, before any model loads: the distinct models (``paths``) the method keeps loaded
+    at once must fit ``hardware.max_resident_models``."""
+    resident_cap(plan.config.hardware.max_resident_models, len(set(paths)), purpose)
 
 
 def cached_decode(

@@ -11,7 +11,6 @@ once.  An unparseable router reply falls back to the dev-best member.
 
 from __future__ import annotations
 
-import json
 import re
 
 from moco_core.config import ModelConfig, ScoringConfig
@@ -19,7 +18,7 @@ from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.training import ORIGINAL_LORA
 from moco_core.types import Example, GenerationSettings, Prediction, TrainingJob
-from moco_core.validation import RunPlan, check_model_param
+from moco_core.validation import RunPlan, check_model_param, validate_as_config
 from moco_methods_api.params import ROUTER_PROMPT
 from moco_methods_api.routing import routed_predictions
 from moco_methods_api.usage import UsageTally, token_count
@@ -61,23 +60,12 @@ def best_member(scores: list[float], tie_break: list[float] | None = None) -> in
 
 def check_hyperparameters(hyperparameters: dict) -> None:
     """The router's training settings, checked as the training job will check them (epochs and lr are params)."""
-    from pydantic import ValidationError
-
-    from moco_core.config import format_validation_error
     from moco_core.training import Hyperparameters
 
     for key in ("epochs", "lr"):
         if key in hyperparameters:
             raise MocoError(f"params.hyperparameters.{key}: set params.{key} instead")
-    try:  # strictly, as core validates params: ``true`` is not a batch size of 1
-        try:
-            text = json.dumps(hyperparameters)
-        except (TypeError, ValueError):  # a value JSON cannot carry is validated as given
-            Hyperparameters.model_validate(hyperparameters)
-        else:
-            Hyperparameters.model_validate_json(text, strict=True)
-    except ValidationError as exc:
-        raise MocoError(format_validation_error(exc, "params.hyperparameters", Hyperparameters)) from None
+    validate_as_config(Hyperparameters, hyperparameters, "params.hyperparameters")
 
 
 def check_router_backend(plan: RunPlan, router: str) -> None:

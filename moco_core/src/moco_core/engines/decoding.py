@@ -255,19 +255,23 @@ class JointDecoder:
         return [ids[: next((i for i, t in enumerate(ids) if t in self.stop_ids), len(ids))] for ids in rows_ids]
 
 
+def check_resident(limit: int | None, models: int, purpose: str) -> None:
+    """Refuse a ``hardware.max_resident_models`` below the ``models`` an engine keeps loaded at once
+    (evicting one mid-decode would break it); methods call it at plan time, before any load."""
+    if limit is not None and limit < models:
+        raise MocoError(
+            f"hardware.max_resident_models: {purpose} keeps {models} models loaded at once, but the limit is {limit}"
+        )
+
+
 def load_hf_members(pool: Any, names: Sequence[str], purpose: str = "joint decoding") -> list[HFModel]:
     """Pool members ``names``, all loaded at once, as ``HFModel`` handles (engines read their logits).
 
     ``pool`` is a ``moco_core.pool.ModelPool``; a resident-model cap below the distinct models and a
     member on a backend other than hf are refused in one line naming ``purpose``.
     """
-    limit = pool.hardware.max_resident_models
     distinct = {(pool.config(n).backend, pool.resolved_path(n)) for n in names}
-    if limit is not None and limit < len(distinct):
-        raise MocoError(
-            f"hardware.max_resident_models: {purpose} keeps {len(distinct)} models loaded at once, "
-            f"but the limit is {limit}"
-        )
+    check_resident(pool.hardware.max_resident_models, len(distinct), purpose)
     handles = []
     for name in names:
         handle = pool.load(name).handle
