@@ -20,7 +20,13 @@ from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, Prediction
 from moco_core.validation import RunPlan
-from moco_methods_api.token_level import cached_decode, check_resident, exchange_result, token_predictions
+from moco_methods_api.token_level import (
+    cached_decode,
+    check_exchange_layers,
+    check_resident,
+    exchange_result,
+    token_predictions,
+)
 from moco_methods_api.usage import UsageTally
 
 
@@ -89,6 +95,8 @@ class Nudging(Method):
             raise MocoError("params.nudging_model: must differ from params.base_model")
         paths = [plan.config.models[getattr(plan.params, f)].path for f in ("base_model", "nudging_model")]
         check_resident(plan, paths, "nudging")
+        members = range(count) if plan.params.search_nudging else (plan.params.base_model, plan.params.nudging_model)
+        check_exchange_layers(plan, members, "nudging")
         searched = "gamma_search" if plan.params.gamma_search else ""
         if plan.params.search_nudging and count > 2:
             searched = searched or "search_nudging"

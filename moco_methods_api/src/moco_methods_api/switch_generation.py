@@ -32,7 +32,13 @@ from moco_core.training import ORIGINAL_LORA
 from moco_core.types import Example, GenerationSettings, Prediction, TrainingJob
 from moco_core.validation import RunPlan, check_model_param
 from moco_methods_api.params import SELECTOR_PROMPT
-from moco_methods_api.token_level import cached_decode, check_resident, exchange_result, token_predictions
+from moco_methods_api.token_level import (
+    cached_decode,
+    check_exchange_layers,
+    check_resident,
+    exchange_result,
+    token_predictions,
+)
 from moco_methods_api.usage import UsageTally, token_count
 
 SELECTOR = "switch-selector"
@@ -128,6 +134,7 @@ class SwitchGeneration(Method):
             check_reward_reachable(plan.params.reward_model or plan.config.scoring.reward_model)
         selector = plan.params.selector_model or SELECTOR  # a trained selector is a model of its own
         check_resident(plan, [*(m.path for m in plan.config.models), selector], "switch_generation (with its selector)")
+        check_exchange_layers(plan, range(len(plan.config.models)), "switch_generation")
 
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)

@@ -65,7 +65,10 @@ def _forward_parameters(model: Any) -> set[str]:
 class _ModelStream:
     """One model's side of a batch: its left-padded prompts, attention mask and KV cache."""
 
-    def __init__(self, hf: HFModel, texts: Sequence[str], pad_id: int, keep_hidden: bool = False) -> None:
+    def __init__(
+        self, hf: HFModel, texts: Sequence[str], pad_id: int, keep_hidden: bool = False, cache: Any = None
+    ) -> None:
+        """``cache``: an empty cache to fill (default: the one the model's config describes)."""
         from transformers import DynamicCache
 
         self.hf = hf
@@ -81,7 +84,7 @@ class _ModelStream:
         parameters = _forward_parameters(hf.model)
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
         self._keep_last = "logits_to_keep" in parameters
-        self.cache = DynamicCache(config=hf.model.config)
+        self.cache = cache if cache is not None else DynamicCache(config=hf.model.config)
         self.next_position = position_ids[:, -1:] + 1
         self.logits = self._forward(input_ids, position_ids)
 

@@ -11,7 +11,9 @@ A forward is a batch of slots, each a run of one row's new tokens: a row's block
 runs of one width, so a row with many new tokens takes several slots instead of padding every
 other row to its length.  Each layer writes every slot's keys and values into its row's columns
 before attention reads them, so a run sees the runs of its row before it; the 4D mask lets each
-token see its row's columns up to its own.
+token see its row's columns up to its own.  A row's tokens fill its columns without gaps, so a
+sliding-window layer's window (the last W tokens) is the last W columns: models that mix full
+and sliding layers get one mask per layer type.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ SLOT_COST = 8
 a forward that feeds more tokens than ``SLOTS`` (a row catching up on a long text) takes the run
 width that minimises slots x (width + SLOT_COST): a few wide runs rather than many narrow ones."""
 
+Windows = int | dict[str, int | None] | None
+"""How many of a row's latest tokens attention sees (None: all): one window for every layer, or
+one per layer type (``config.layer_types``: "full_attention", "sliding_attention")."""
+
 _MASK_POSITIONED = frozenset({"bloom", "mpt"})
 """Model types that derive positions (ALiBi biases) from a 2D attention mask: no row cache."""
 
@@ -45,7 +51,8 @@ class Slots:
 
     input_ids: torch.Tensor
     positions: torch.Tensor
-    mask: torch.Tensor
+    mask: torch.Tensor | dict[str, torch.Tensor]
+    """The 4D mask, or one per layer type (the mapping models with mixed layer types accept)."""
     last: dict[int, int]
     """Per row, the slot that holds its last new token (the slot's last position)."""
 
@@ -55,13 +62,20 @@ class RowCache:
     plain dynamic cache of a prompt forward (whose layers it replaces)."""
 
     def __init__(
-        self, cache: Any, attention_mask: torch.Tensor, additive: torch.dtype | None, reserve: int = 0
+        self,
+        cache: Any,
+        attention_mask: torch.Tensor,
+        additive: torch.dtype | None,
+        reserve: int = 0,
+        windows: Windows = None,
     ) -> None:
         """``reserve``: columns to make room for now (the new tokens a decode expects), so the
-        buffers need not grow, and copy themselves, step after step."""
+        buffers need not grow, and copy themselves, step after step; ``windows``: the layers'
+        attention windows."""
         count, prompt = attention_mask.shape
         self.device = attention_mask.device
         self.additive = additive
+        self.windows = windows
         self.start = (prompt - attention_mask.sum(-1)).tolist()
         self.length = [prompt] * count
         self.select: torch.Tensor | None = None
@@ -78,7 +92,9 @@ class RowCache:
                 layer.widen(len(self.columns))
 
     @classmethod
-    def over(cls, cache: Any, attention_mask: torch.Tensor, model: Any, reserve: int = 0) -> RowCache | None:
+    def over(
+        cls, cache: Any, attention_mask: torch.Tensor, model: Any, reserve: int = 0, windows: Windows = None
+    ) -> RowCache | None:
         """A row cache over ``cache`` (after a prompt forward with ``attention_mask``), or None where
         it cannot serve: layers other than plain dynamic ones (sliding windows), attention other
         than sdpa or eager (no 4D masks), positions taken from a 2D mask."""
@@ -90,7 +106,7 @@ class RowCache:
             return None
         if getattr(config, "alibi", False) or getattr(config, "model_type", "") in _MASK_POSITIONED:
             return None
-        return cls(cache, attention_mask, layers[0].keys.dtype if attention == "eager" else None, reserve)
+        return cls(cache, attention_mask, layers[0].keys.dtype if attention == "eager" else None, reserve, windows)
 
     def plan(self, blocks: dict[int, list[int]], positions: dict[int, int], pad_id: int) -> Slots:
         """The slots that feed ``blocks`` (row -> new tokens, whose positions start at
@@ -144,13 +160,27 @@ class RowCache:
         if total > len(self.columns):
             self.columns = torch.arange(self.layers[0].key_buffer.shape[2], device=device)
         columns = self.columns[:total]
-        mask = (columns >= low).logical_and_(columns <= target)
-        if self.additive is not None:
-            mask = torch.zeros(mask.shape, dtype=self.additive, device=device).masked_fill_(
-                ~mask, torch.finfo(self.additive).min
-            )
+        masks: dict[int | None, torch.Tensor] = {}
+        for window in self.windows.values() if isinstance(self.windows, dict) else [self.windows]:
+            if window not in masks:
+                masks[window] = self._mask(columns, low, target, window)
+        if isinstance(self.windows, dict):
+            mask = {kind: masks[window] for kind, window in self.windows.items()}
+        else:
+            mask = masks[self.windows]
         input_ids, position_ids = input_ids.view(-1, width), position_ids.view(-1, width)
         return Slots(input_ids, position_ids, mask, last)
+
+    def _mask(self, columns: torch.Tensor, low: torch.Tensor, target: torch.Tensor, window: int | None) -> torch.Tensor:
+        """Each token sees its row's columns from ``low`` (or its window's first) up to its own."""
+        if window is not None:
+            low = torch.maximum(low, target - (window - 1))
+        mask = (columns >= low).logical_and_(columns <= target)
+        if self.additive is not None:
+            mask = torch.zeros(mask.shape, dtype=self.additive, device=self.device).masked_fill_(
+                ~mask, torch.finfo(self.additive).min
+            )
+        return mask
 
 
 class RowLayer(DynamicLayer):

@@ -1,0 +1,129 @@
+"""The text exchange on models whose attention sees only a window of recent tokens.
+
+Mistral-style models slide every layer's window; Qwen 2 (with ``use_sliding_window``) and Gemma 2
+mix full and sliding layers.  The engine's caches must give exactly the distributions a model
+reading the whole text from scratch gives (which applies the windows itself), and models whose
+layers keep a state that cannot drop a token (recurrent, linear attention) are refused before
+anything loads.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from moco_core.backends.hf import HFBackend, row_seed
+from moco_core.engines.full_recompute import ReferenceExchange
+from moco_core.engines.text_exchange import TextExchangeDecoder, attention_windows
+from moco_core.errors import MocoError
+from moco_core.testing import _randomise, assert_one_line_error
+from moco_core.types import GenerationRequest, GenerationSettings
+from moco_methods_api.nudging import NudgingPolicy
+
+pytestmark = pytest.mark.slow
+
+WINDOW = 4
+PROMPTS = ["What is 2 + 3?", "Model 1 is good at math.", "history question", "The answer is", "Why?"]
+GREEDY = GenerationSettings(max_new_tokens=20, temperature=0.0, top_p=1.0, seed=0)
+SHAPE = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128}
+CONFIGS = {
+    "mistral": lambda: transformers.MistralConfig(num_key_value_heads=2, sliding_window=WINDOW, **SHAPE),
+    "qwen2": lambda: transformers.Qwen2Config(
+        num_key_value_heads=2, use_sliding_window=True, sliding_window=WINDOW, max_window_layers=1, **SHAPE
+    ),
+    "gemma2": lambda: transformers.Gemma2Config(num_key_value_heads=2, head_dim=16, sliding_window=WINDOW, **SHAPE),
+}
+
+
+def build(folder: Path, config, tokenizer_from: Path) -> Path:
+    """A random tiny model of ``config``'s architecture over the tiny pool's tokenizer."""
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        setattr(config, key, getattr(tokenizer, key))
+    config.vocab_size = len(tokenizer)
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_config(config)
+    _randomise(model, 0.5)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+class Recording(NudgingPolicy):
+    """Nudging that records the base's distribution of every row at every step."""
+
+    def __init__(self, seen: dict) -> None:
+        super().__init__(0, 1, 0.1)
+        self.seen = seen
+
+    def __call__(self, view):
+        for position, row in zip(view.active, view.log_probs(0, view.active), strict=True):
+            self.seen[(view.prompt_index(position), view.step)] = row
+        return super().__call__(view)
+
+
+def decode(decoder, seen: dict):
+    rendered = decoder.render(PROMPTS, [None, None])
+    seeds = [row_seed(GREEDY.seed, GenerationRequest(p)) for p in PROMPTS]
+    return [r.text for r in decoder.decode(rendered, lambda: Recording(seen), GREEDY, seeds)]
+
+
+@pytest.mark.parametrize("architecture", sorted(CONFIGS))
+def test_sliding_windows_give_the_distributions_of_a_full_recompute(tmp_path, tiny_pool_paths, architecture):
+    folder = build(tmp_path / architecture, CONFIGS[architecture](), tiny_pool_paths[0])
+    backend = HFBackend()
+    models = [backend.load(str(folder), "cpu", "float32"), backend.load(str(tiny_pool_paths[1]), "cpu", "float32")]
+    fast, slow = {}, {}
+    fast_texts = decode(TextExchangeDecoder(models, batch_size=3), fast)
+    slow_texts = decode(ReferenceExchange(models, batch_size=1), slow)
+    assert fast_texts == slow_texts
+    assert fast.keys() == slow.keys()
+    assert max(step for _, step in fast) >= 3 * WINDOW, "too short for the window to matter"
+    for key, row in fast.items():
+        torch.testing.assert_close(row, slow[key], atol=1e-4, rtol=1e-4)
+
+
+def test_windows_come_from_the_layer_types():
+    assert attention_windows(transformers.LlamaConfig(**SHAPE)) is None
+    assert attention_windows(CONFIGS["mistral"]()) == WINDOW
+    assert attention_windows(CONFIGS["gemma2"]()) == {"sliding_attention": WINDOW, "full_attention": None}
+    unsliding = transformers.Qwen2Config(num_key_value_heads=2, use_sliding_window=False, sliding_window=WINDOW)
+    assert attention_windows(unsliding) is None
+
+
+@pytest.mark.parametrize(
+    ("config", "kind"),
+    [
+        (lambda: transformers.MambaConfig(num_hidden_layers=2), "linear_attention"),
+        (lambda: transformers.JambaConfig(num_hidden_layers=2), "linear_attention"),
+        (lambda: transformers.Llama4TextConfig(num_hidden_layers=4), "chunked_attention"),
+    ],
+)
+def test_layers_that_cannot_drop_a_token_are_refused(config, kind):
+    with pytest.raises(MocoError, match=kind):
+        attention_windows(config())
+
+
+@pytest.mark.parametrize("method", ["nudging", "switch_generation"])
+def test_a_recurrent_member_is_refused_before_loading(api, tiny_pool_paths, monkeypatch, tmp_path, method):
+    hybrid = tmp_path / "hybrid"
+    build(hybrid, transformers.LlamaConfig(**SHAPE), tiny_pool_paths[0])
+    config = json.loads((hybrid / "config.json").read_text())
+    config["layer_types"] = ["full_attention", "linear_attention"]
+    (hybrid / "config.json").write_text(json.dumps(config))
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr("moco_core.backends.hf.HFBackend.load", no_loading)
+    models = [{"name": "a", "path": str(tiny_pool_paths[0])}, {"name": "b", "path": str(hybrid)}]
+    params = {"nudging": {}, "switch_generation": {"selector_model": str(tiny_pool_paths[2])}}[method]
+    result, _ = api.run(method, models, api.data([("dev q", "x")], [("q", "x")]), params)
+    assert_one_line_error(result, "models[1].path", "linear_attention")
