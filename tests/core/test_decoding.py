@@ -9,6 +9,7 @@ import torch
 
 from moco_core.backends.hf import HFBackend, HFModel, row_seed
 from moco_core.engines.decoding import DecodeStep, JointDecoder
+from moco_core.testing import build_tiny_model_of, other_architectures
 from moco_core.types import GenerationRequest, GenerationSettings
 
 pytestmark = pytest.mark.slow
@@ -19,6 +20,7 @@ PROMPTS = [
     "Model 1 is good at math.",
 ]
 GREEDY = GenerationSettings(max_new_tokens=8, temperature=0.0, top_p=1.0, seed=0)
+LONG = GenerationSettings(max_new_tokens=24, temperature=0.0, top_p=1.0, seed=0)
 SAMPLED = GenerationSettings(max_new_tokens=8, temperature=1.0, top_p=0.95, seed=3)
 
 
@@ -36,17 +38,35 @@ def seeds(settings: GenerationSettings, prompts: list[str]) -> list[int]:
 
 
 def test_greedy_single_model_matches_generate(tiny: HFModel) -> None:
+    lengths = tiny.tokenizer(JointDecoder([tiny]).render(PROMPTS, [None])[0], add_special_tokens=False)["input_ids"]
+    assert len({len(ids) for ids in lengths}) == len(PROMPTS)  # every row padded differently
+    joint, expected = joint_and_generate(tiny, GREEDY)
+    assert joint == expected
+    assert any(expected)
+
+
+@pytest.mark.parametrize("architecture", sorted(other_architectures()))
+def test_greedy_decoding_matches_generate_beyond_llama(tmp_path, tiny_pool_paths, architecture) -> None:
+    """Sliding windows, absolute positions and ALiBi under left padding, over 24 tokens (past the
+    4-token windows)."""
+    folder = build_tiny_model_of(tmp_path / architecture, other_architectures()[architecture], tiny_pool_paths[0])
+    joint, expected = joint_and_generate(HFBackend().load(str(folder), "cpu", "float32"), LONG)
+    assert joint == expected
+    assert any(expected)
+
+
+def joint_and_generate(tiny: HFModel, settings: GenerationSettings) -> tuple[list[str], list[str]]:
+    """The joint decoder's texts of ``PROMPTS`` and those of one batched, left-padded ``generate``."""
     decoder = JointDecoder([tiny], batch_size=8)
     texts = decoder.render(PROMPTS, [None])[0]
-    joint = decoder.decode([texts], only, GREEDY, seeds(GREEDY, PROMPTS))
+    joint = decoder.decode([texts], only, settings, seeds(settings, PROMPTS))
 
     tokenizer = tiny.tokenizer
     encoded = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
-    assert encoded["attention_mask"].sum(-1).unique().numel() == len(PROMPTS)
     with torch.inference_mode():
         output = tiny.model.generate(
             **encoded,
-            max_new_tokens=GREEDY.max_new_tokens,
+            max_new_tokens=settings.max_new_tokens,
             do_sample=False,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
@@ -56,8 +76,7 @@ def test_greedy_single_model_matches_generate(tiny: HFModel) -> None:
     for tokens in new_tokens:
         end = tokens.index(tokenizer.eos_token_id) if tokenizer.eos_token_id in tokens else len(tokens)
         expected.append(tokenizer.decode(tokens[:end], skip_special_tokens=True).strip())
-    assert joint == expected
-    assert any(expected)
+    return joint, expected
 
 
 def test_sampling_does_not_depend_on_batch(tiny: HFModel) -> None:

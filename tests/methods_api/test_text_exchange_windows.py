@@ -1,27 +1,24 @@
-"""The text exchange on models whose attention sees only a window of recent tokens.
+"""The text exchange on architectures other than Llama (``other_architectures``), above all those
+whose attention sees only a window of recent tokens (BLOOM runs on the padded cache).
 
-Mistral-style models slide every layer's window; Qwen 2 (with ``use_sliding_window``) and Gemma 2
-mix full and sliding layers.  The engine's caches must give exactly the distributions a model
-reading the whole text from scratch gives (which applies the windows itself), and models whose
-layers keep a state that cannot drop a token (recurrent, linear attention) are refused before
-anything loads.
+The engine's caches must give exactly the distributions a model reading the whole text from
+scratch gives (which applies the windows itself), and models whose layers keep a state that
+cannot drop a token (recurrent, linear attention) are refused before anything loads.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from moco_core.backends.hf import HFBackend, row_seed
 from moco_core.engines.full_recompute import ReferenceExchange
 from moco_core.engines.text_exchange import TextExchangeDecoder, attention_windows
 from moco_core.errors import MocoError
-from moco_core.testing import _randomise, assert_one_line_error
+from moco_core.testing import TINY_SHAPE, assert_one_line_error, build_tiny_model_of, other_architectures
 from moco_core.types import GenerationRequest, GenerationSettings
 from moco_methods_api.nudging import NudgingPolicy
 
@@ -30,30 +27,7 @@ pytestmark = pytest.mark.slow
 WINDOW = 4
 PROMPTS = ["What is 2 + 3?", "Model 1 is good at math.", "history question", "The answer is", "Why?"]
 GREEDY = GenerationSettings(max_new_tokens=20, temperature=0.0, top_p=1.0, seed=0)
-SHAPE = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128}
-CONFIGS = {
-    "mistral": lambda: transformers.MistralConfig(num_key_value_heads=2, sliding_window=WINDOW, **SHAPE),
-    "qwen2": lambda: transformers.Qwen2Config(
-        num_key_value_heads=2, use_sliding_window=True, sliding_window=WINDOW, max_window_layers=1, **SHAPE
-    ),
-    "gemma2": lambda: transformers.Gemma2Config(num_key_value_heads=2, head_dim=16, sliding_window=WINDOW, **SHAPE),
-}
-
-
-def build(folder: Path, config, tokenizer_from: Path) -> Path:
-    """A random tiny model of ``config``'s architecture over the tiny pool's tokenizer."""
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
-    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
-        setattr(config, key, getattr(tokenizer, key))
-    config.vocab_size = len(tokenizer)
-    torch.manual_seed(1)
-    model = AutoModelForCausalLM.from_config(config)
-    _randomise(model, 0.5)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+CONFIGS = other_architectures(WINDOW)
 
 
 class Recording(NudgingPolicy):
@@ -76,8 +50,8 @@ def decode(decoder, seen: dict):
 
 
 @pytest.mark.parametrize("architecture", sorted(CONFIGS))
-def test_sliding_windows_give_the_distributions_of_a_full_recompute(tmp_path, tiny_pool_paths, architecture):
-    folder = build(tmp_path / architecture, CONFIGS[architecture](), tiny_pool_paths[0])
+def test_the_engine_gives_the_distributions_of_a_full_recompute(tmp_path, tiny_pool_paths, architecture):
+    folder = build_tiny_model_of(tmp_path / architecture, CONFIGS[architecture], tiny_pool_paths[0])
     backend = HFBackend()
     models = [backend.load(str(folder), "cpu", "float32"), backend.load(str(tiny_pool_paths[1]), "cpu", "float32")]
     fast, slow = {}, {}
@@ -91,9 +65,9 @@ def test_sliding_windows_give_the_distributions_of_a_full_recompute(tmp_path, ti
 
 
 def test_windows_come_from_the_layer_types():
-    assert attention_windows(transformers.LlamaConfig(**SHAPE)) is None
-    assert attention_windows(CONFIGS["mistral"]()) == WINDOW
-    assert attention_windows(CONFIGS["gemma2"]()) == {"sliding_attention": WINDOW, "full_attention": None}
+    assert attention_windows(transformers.LlamaConfig(**TINY_SHAPE)) is None
+    assert attention_windows(CONFIGS["mistral"]) == WINDOW
+    assert attention_windows(CONFIGS["gemma2"]) == {"sliding_attention": WINDOW, "full_attention": None}
     unsliding = transformers.Qwen2Config(num_key_value_heads=2, use_sliding_window=False, sliding_window=WINDOW)
     assert attention_windows(unsliding) is None
 
@@ -114,7 +88,7 @@ def test_layers_that_cannot_drop_a_token_are_refused(config, kind):
 @pytest.mark.parametrize("method", ["nudging", "switch_generation"])
 def test_a_recurrent_member_is_refused_before_loading(api, tiny_pool_paths, monkeypatch, tmp_path, method):
     hybrid = tmp_path / "hybrid"
-    build(hybrid, transformers.LlamaConfig(**SHAPE), tiny_pool_paths[0])
+    build_tiny_model_of(hybrid, transformers.LlamaConfig(**TINY_SHAPE), tiny_pool_paths[0])
     config = json.loads((hybrid / "config.json").read_text())
     config["layer_types"] = ["full_attention", "linear_attention"]
     (hybrid / "config.json").write_text(json.dumps(config))

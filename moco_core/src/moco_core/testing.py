@@ -7,6 +7,7 @@ trained offline, so every code path of the hf backend runs without network or GP
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -127,6 +128,53 @@ def build_tiny_model(folder: str | Path, seed: int = 0, tokenizer_from: str | Pa
     else:
         tokenizer = build_tiny_tokenizer(folder)
     return _save_tiny_llama(folder, tokenizer, seed)
+
+
+TINY_SHAPE = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128}
+"""The tiny models' size, for configs of other architectures (``build_tiny_model_of``)."""
+
+
+def other_architectures(window: int = 4) -> dict[str, Any]:
+    """Tiny configs of architectures other than Llama, each with something Llama lacks: Mistral slides
+    every layer's attention window (``window`` tokens); Qwen 2 (``use_sliding_window``) and Gemma 2
+    mix full and sliding layers; GPT-2 learns absolute positions; BLOOM derives ALiBi biases from
+    the attention mask."""
+    import transformers
+
+    shape = TINY_SHAPE
+    return {
+        "mistral": transformers.MistralConfig(num_key_value_heads=2, sliding_window=window, **shape),
+        "qwen2": transformers.Qwen2Config(
+            num_key_value_heads=2, use_sliding_window=True, sliding_window=window, max_window_layers=1, **shape
+        ),
+        "gemma2": transformers.Gemma2Config(
+            num_key_value_heads=2, head_dim=16, sliding_window=window, tie_word_embeddings=False, **shape
+        ),
+        "gpt2": transformers.GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=1024),
+        "bloom": transformers.BloomConfig(hidden_size=64, n_layer=2, n_head=4),
+    }
+
+
+def build_tiny_model_of(folder: str | Path, config: Any, tokenizer_from: str | Path, seed: int = 1) -> Path:
+    """Save a random tiny causal LM of ``config``'s architecture (GPT-2, Mistral, Gemma 2, ...) over the
+    tokenizer of the tiny model in ``tokenizer_from``, for tests that must hold beyond Llama."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = Path(folder)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
+    config = copy.deepcopy(config)
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        setattr(config, key, getattr(tokenizer, key))
+    config.vocab_size = len(tokenizer)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    _randomise(model, 0.5)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
 OTHER_SPECIAL_TOKENS = ["<|im_end|>", "<unk>", "<|im_start|>", "<pad>"]
