@@ -15,8 +15,9 @@ import torch
 import transformers
 
 from moco_core.backends.hf import HFBackend, row_seed
+from moco_core.engines.attention_masks import attention_windows
 from moco_core.engines.full_recompute import ReferenceExchange
-from moco_core.engines.text_exchange import TextExchangeDecoder, attention_windows
+from moco_core.engines.text_exchange import TextExchangeDecoder
 from moco_core.errors import MocoError
 from moco_core.testing import TINY_SHAPE, assert_one_line_error, build_tiny_model_of, other_architectures
 from moco_core.types import GenerationRequest, GenerationSettings
@@ -50,7 +51,12 @@ def decode(decoder, seen: dict):
 
 
 @pytest.mark.parametrize("architecture", sorted(CONFIGS))
-def test_the_engine_gives_the_distributions_of_a_full_recompute(tmp_path, tiny_pool_paths, architecture):
+@pytest.mark.parametrize("cache", ["rows", "padded"])
+def test_the_engine_gives_the_distributions_of_a_full_recompute(
+    tmp_path, tiny_pool_paths, monkeypatch, architecture, cache
+):
+    if cache == "padded":  # every row the same new columns, gaps masked (where no row cache serves)
+        monkeypatch.setattr("moco_core.engines.text_exchange.RowCache.over", lambda *args, **kwargs: None)
     folder = build_tiny_model_of(tmp_path / architecture, CONFIGS[architecture], tiny_pool_paths[0])
     backend = HFBackend()
     models = [backend.load(str(folder), "cpu", "float32"), backend.load(str(tiny_pool_paths[1]), "cpu", "float32")]
@@ -85,8 +91,17 @@ def test_layers_that_cannot_drop_a_token_are_refused(config, kind):
         attention_windows(config())
 
 
-@pytest.mark.parametrize("method", ["nudging", "switch_generation"])
-def test_a_recurrent_member_is_refused_before_loading(api, tiny_pool_paths, monkeypatch, tmp_path, method):
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("nudging", {}),
+        ("switch_generation", {"selector_model": "selector"}),
+        ("logit_fusion", {"vocabulary": "union"}),
+        ("logit_fusion", {"vocabulary": "byte"}),
+    ],
+)
+def test_a_recurrent_member_is_refused_before_loading(api, tiny_pool_paths, monkeypatch, tmp_path, method, params):
+    """Every engine that feeds rows unevenly: the text exchange, the union and byte vocabularies."""
     hybrid = tmp_path / "hybrid"
     build_tiny_model_of(hybrid, transformers.LlamaConfig(**TINY_SHAPE), tiny_pool_paths[0])
     config = json.loads((hybrid / "config.json").read_text())
@@ -98,6 +113,6 @@ def test_a_recurrent_member_is_refused_before_loading(api, tiny_pool_paths, monk
 
     monkeypatch.setattr("moco_core.backends.hf.HFBackend.load", no_loading)
     models = [{"name": "a", "path": str(tiny_pool_paths[0])}, {"name": "b", "path": str(hybrid)}]
-    params = {"nudging": {}, "switch_generation": {"selector_model": str(tiny_pool_paths[2])}}[method]
+    params = {k: str(tiny_pool_paths[2]) if v == "selector" else v for k, v in params.items()}
     result, _ = api.run(method, models, api.data([("dev q", "x")], [("q", "x")]), params)
     assert_one_line_error(result, "models[1].path", "linear_attention")

@@ -25,6 +25,7 @@ from dataclasses import replace
 
 from moco_core.backends.hf import row_seed
 from moco_core.config import ModelConfig, ScoringConfig
+from moco_core.engines.attention_masks import check_members
 from moco_core.engines.text_exchange import Choice, ExchangeView, load_text_exchange
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
@@ -34,7 +35,6 @@ from moco_core.validation import RunPlan, check_model_param
 from moco_methods_api.params import SELECTOR_PROMPT
 from moco_methods_api.token_level import (
     cached_decode,
-    check_exchange_layers,
     check_resident,
     exchange_result,
     token_predictions,
@@ -134,7 +134,7 @@ class SwitchGeneration(Method):
             check_reward_reachable(plan.params.reward_model or plan.config.scoring.reward_model)
         selector = plan.params.selector_model or SELECTOR  # a trained selector is a model of its own
         check_resident(plan, [*(m.path for m in plan.config.models), selector], "switch_generation (with its selector)")
-        check_exchange_layers(plan, range(len(plan.config.models)), "switch_generation")
+        check_members(plan.config.models, "switch_generation")
 
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)

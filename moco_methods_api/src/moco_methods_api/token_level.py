@@ -8,12 +8,10 @@ interrupted run keeps them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from moco_core.cache import cache_key
 from moco_core.engines.decoding import check_resident as resident_cap
-from moco_core.errors import MocoError
 from moco_core.method import MethodContext
 from moco_core.pool import CHUNK_BATCHES
 from moco_core.types import Example, Prediction
@@ -28,29 +26,6 @@ def check_resident(plan: RunPlan, paths: Sequence[str], purpose: str) -> None:
     """At plan time, before any model loads: the distinct models (``paths``) the method keeps loaded
     at once must fit ``hardware.max_resident_models``."""
     resident_cap(plan.config.hardware.max_resident_models, len(set(paths)), purpose)
-
-
-def check_exchange_layers(plan: RunPlan, indices: Sequence[int], purpose: str) -> None:
-    """At plan time, before any model loads: the text exchange's members (pool ``indices``) must have
-    layers it can run (``attention_windows``); read from each local folder's config, hub ids pass."""
-    from transformers import AutoConfig
-
-    from moco_core.engines.text_exchange import attention_windows
-    from moco_core.models import adapter_base, is_local_path
-
-    for i in sorted(set(indices)):
-        model = plan.config.models[i]
-        path = adapter_base(model.path, model.base) or model.path
-        if not is_local_path(path) or not (Path(path).expanduser() / "config.json").is_file():
-            continue
-        try:
-            config = AutoConfig.from_pretrained(str(Path(path).expanduser()))
-        except (OSError, ValueError, KeyError):  # an architecture this transformers does not know: loading says so
-            continue
-        try:
-            attention_windows(config)
-        except MocoError as exc:
-            raise MocoError(f"models[{i}].path: {purpose} cannot use {model.path}: {exc}") from None
 
 
 def cached_decode(

@@ -219,7 +219,7 @@ class ByteModel:
         self.trie = trie
         self.spelling = spelling
         self.pad_id = pad_id
-        self.stream = _ModelStream(hf, texts, pad_id)
+        self.stream = _ModelStream(hf, texts, pad_id, uneven=True)
         self.stream.logits = self.stream.logits.to(hf.device)
         self.rows = [_Row() for _ in texts]
         self.width = min(len(trie.bytes_of), self.stream.logits.shape[-1])
@@ -374,7 +374,9 @@ class ByteModel:
         with active_adapter(stream.hf):
             output = stream.hf.model(
                 input_ids=input_ids,
-                attention_mask=torch.cat([stream.attention_mask, real[:, kept_width:]], dim=-1),
+                attention_mask=stream.mask_for(
+                    torch.cat([stream.attention_mask, real[:, kept_width:]], dim=-1), kept_width + fresh_width
+                ),
                 position_ids=position_ids,
                 use_cache=True,
                 **{stream._cache_argument: stream.cache},

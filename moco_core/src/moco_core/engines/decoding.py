@@ -27,6 +27,7 @@ from moco_core.backends.hf import (
     eos_ids,
     render_prompt,
 )
+from moco_core.engines.attention_masks import attention_windows, eager_dtype, windowed_masks
 from moco_core.errors import MocoError
 from moco_core.types import GenerationSettings
 
@@ -66,9 +67,11 @@ class _ModelStream:
     """One model's side of a batch: its left-padded prompts, attention mask and KV cache."""
 
     def __init__(
-        self, hf: HFModel, texts: Sequence[str], pad_id: int, keep_hidden: bool = False, cache: Any = None
+        self, hf: HFModel, texts: Sequence[str], pad_id: int, keep_hidden: bool = False, uneven: bool = False
     ) -> None:
-        """``cache``: an empty cache to fill (default: the one the model's config describes)."""
+        """``uneven``: the engine feeds rows unevenly (masked gaps between a row's tokens) or takes
+        tokens back, so every layer keeps every token and forwards get masks that count sliding
+        windows in live tokens (``attention_masks``); models whose layers cannot are refused."""
         from transformers import DynamicCache
 
         self.hf = hf
@@ -84,7 +87,9 @@ class _ModelStream:
         parameters = _forward_parameters(hf.model)
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
         self._keep_last = "logits_to_keep" in parameters
-        self.cache = cache if cache is not None else DynamicCache(config=hf.model.config)
+        self.windows = attention_windows(hf.model.config) if uneven else None
+        self._eager = eager_dtype(hf.model)
+        self.cache = DynamicCache() if uneven else DynamicCache(config=hf.model.config)
         self.next_position = position_ids[:, -1:] + 1
         self.logits = self._forward(input_ids, position_ids)
 
@@ -97,7 +102,7 @@ class _ModelStream:
         with active_adapter(self.hf):
             output = self.hf.model(
                 input_ids=input_ids,
-                attention_mask=self.attention_mask,
+                attention_mask=self.mask_for(self.attention_mask, input_ids.shape[1]),
                 position_ids=position_ids,
                 use_cache=True,
                 **extra,
@@ -105,6 +110,13 @@ class _ModelStream:
         if self.keep_hidden:
             self.hidden = output.hidden_states[-1][:, -1, :]
         return output.logits[:, -1, :]
+
+    def mask_for(self, mask: Any, queries: int) -> Any:
+        """The attention mask to give a forward of ``queries`` new columns: a 2D ``mask`` as is,
+        or, for a model with sliding windows, 4D masks that count windows in live tokens."""
+        if self.windows is None or not isinstance(mask, torch.Tensor) or mask.dim() != 2:
+            return mask
+        return windowed_masks(mask, queries, self.windows, self._eager)
 
     def advance(self, tokens: torch.Tensor) -> None:
         """Append one token per row and compute the next logits from the cache alone."""

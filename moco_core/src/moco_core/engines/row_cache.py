@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from transformers.cache_utils import DynamicLayer
 
+from moco_core.engines.attention_masks import Windows, additive, per_layer_type
+
 SPARE_COLUMNS = 32
 """Columns the buffers get beyond what they need when they grow (or half again, if more)."""
 
@@ -36,10 +38,6 @@ SLOT_COST = 8
 """What a slot costs beyond its tokens, in tokens.  Each slot reads a copy of its row's cache, so
 a forward that feeds more tokens than ``SLOTS`` (a row catching up on a long text) takes the run
 width that minimises slots x (width + SLOT_COST): a few wide runs rather than many narrow ones."""
-
-Windows = int | dict[str, int | None] | None
-"""How many of a row's latest tokens attention sees (None: all): one window for every layer, or
-one per layer type (``config.layer_types``: "full_attention", "sliding_attention")."""
 
 _MASK_POSITIONED = frozenset({"bloom", "mpt"})
 """Model types that derive positions (ALiBi biases) from a 2D attention mask: no row cache."""
@@ -160,27 +158,14 @@ class RowCache:
         if total > len(self.columns):
             self.columns = torch.arange(self.layers[0].key_buffer.shape[2], device=device)
         columns = self.columns[:total]
-        masks: dict[int | None, torch.Tensor] = {}
-        for window in self.windows.values() if isinstance(self.windows, dict) else [self.windows]:
-            if window not in masks:
-                masks[window] = self._mask(columns, low, target, window)
-        if isinstance(self.windows, dict):
-            mask = {kind: masks[window] for kind, window in self.windows.items()}
-        else:
-            mask = masks[self.windows]
+
+        def build(window: int | None) -> torch.Tensor:
+            floor = low if window is None else torch.maximum(low, target - (window - 1))
+            return additive((columns >= floor).logical_and_(columns <= target), self.additive)
+
+        mask = per_layer_type(self.windows, build)
         input_ids, position_ids = input_ids.view(-1, width), position_ids.view(-1, width)
         return Slots(input_ids, position_ids, mask, last)
-
-    def _mask(self, columns: torch.Tensor, low: torch.Tensor, target: torch.Tensor, window: int | None) -> torch.Tensor:
-        """Each token sees its row's columns from ``low`` (or its window's first) up to its own."""
-        if window is not None:
-            low = torch.maximum(low, target - (window - 1))
-        mask = (columns >= low).logical_and_(columns <= target)
-        if self.additive is not None:
-            mask = torch.zeros(mask.shape, dtype=self.additive, device=self.device).masked_fill_(
-                ~mask, torch.finfo(self.additive).min
-            )
-        return mask
 
 
 class RowLayer(DynamicLayer):

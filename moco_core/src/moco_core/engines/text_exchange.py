@@ -32,12 +32,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from moco_core.backends.hf import HFModel, RowSeededSampler, active_adapter, eos_ids, render_prompt
 from moco_core.engines.decoding import _ModelStream, load_hf_members
-from moco_core.engines.row_cache import RowCache, Windows
+from moco_core.engines.row_cache import RowCache
 from moco_core.engines.tokenizer_ops import token_decoder, tokenizer_fingerprint
 from moco_core.errors import MocoError
 from moco_core.types import GenerationSettings
@@ -90,9 +89,8 @@ class _TextStream(_ModelStream):
         shared: list[Any] | None = None,
         reserve: int = 0,
     ) -> None:
-        windows = attention_windows(hf.model.config)
-        with active_adapter(hf):  # every layer keeps every token: forgetting one must not lose others
-            super().__init__(hf, texts, pad_id, keep_hidden=keep_hidden, cache=DynamicCache())
+        with active_adapter(hf):
+            super().__init__(hf, texts, pad_id, keep_hidden=keep_hidden, uneven=True)
         count = len(texts)
         self.pad_id = pad_id
         self.shared = shared
@@ -112,11 +110,12 @@ class _TextStream(_ModelStream):
             list(self.hidden.unbind(0)) if self.hidden is not None else [None] * count
         )
         self.prompt_hidden = list(self.row_hidden)
-        self.row_cache = RowCache.over(self.cache, self.attention_mask, hf.model, reserve, windows)
-        if self.row_cache is None and windows is not None:
+        self.row_cache = RowCache.over(self.cache, self.attention_mask, hf.model, reserve, self.windows)
+        attention = getattr(hf.model.config, "_attn_implementation", None)
+        if self.windows is not None and attention not in ("sdpa", "eager"):
             raise MocoError(
                 f"{hf.model.name_or_path}: the text exchange runs sliding-window attention only with sdpa or "
-                f"eager attention (this model uses {hf.model.config._attn_implementation})"
+                f"eager attention (4D masks; this model uses {attention})"
             )
         self.positions: list[int] = self.next_position.view(-1).tolist()
         """Per row, the position of its next token."""
@@ -294,38 +293,6 @@ class _TextStream(_ModelStream):
         self.attention_mask = live.gather(1, index).to(self.attention_mask.dtype)
         for row, columns in enumerate(self.columns):
             self.columns[row] = list(range(width - len(columns), width))
-
-
-EXCHANGE_LAYERS = {"full_attention", "sliding_attention"}
-"""Layer types the text exchange can run: attention whose cache holds every token, so a model
-can forget its last tokens (a word another model re-split) and read on."""
-
-
-def attention_windows(config: Any) -> Windows:
-    """The model's attention windows: one for all layers (None: full attention), or one per layer
-    type where its layers differ (Gemma 2 and 3, Qwen 2 with sliding layers).
-
-    Layers other than ``EXCHANGE_LAYERS`` (recurrent or linear attention, chunked attention, layers
-    that share another's cache) are refused in one line: their state cannot drop a token.
-    """
-    from transformers.cache_utils import get_layer_types_and_kwargs
-
-    name = getattr(config, "model_type", None) or "this model"
-    kinds, settings = get_layer_types_and_kwargs(config.get_text_config(decoder=True))
-    others = sorted(set(kinds) - EXCHANGE_LAYERS)
-    if others:
-        raise MocoError(
-            f"{name} has {', '.join(others)} layers; the text exchange "
-            "needs attention layers (full or sliding-window) whose cache can drop a token"
-        )
-    windows: dict[str, int | None] = {}
-    for kind, setting in zip(kinds, settings, strict=True):
-        window = setting.get("sliding_window") if kind == "sliding_attention" else None
-        if windows.setdefault(kind, window) != window:
-            raise MocoError(f"{name}: its {kind} layers differ in window; the text exchange needs one per type")
-    if len(set(windows.values())) == 1:
-        return next(iter(windows.values()))
-    return windows
 
 
 def _common_prefix(a: Sequence[Any], b: Sequence[Any], known: int = 0) -> int:

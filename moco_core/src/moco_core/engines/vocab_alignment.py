@@ -111,7 +111,7 @@ def _advance(stream: _ModelStream, feeds: list[list[int]], pad_id: int) -> None:
     with active_adapter(stream.hf):
         output = stream.hf.model(
             input_ids=input_ids,
-            attention_mask=stream.attention_mask,
+            attention_mask=stream.mask_for(stream.attention_mask, width),
             position_ids=position_ids,
             use_cache=True,
             **extra,
@@ -158,7 +158,8 @@ class AlignedJointDecoder(JointDecoder):
         step_hook: StepHook | None,
         hidden_states: set[int] | None = None,
     ) -> list[list[int]]:
-        streams = [_ModelStream(m, t, pad) for m, t, pad in zip(self.models, texts, self.pads, strict=True)]
+        members = zip(self.models, texts, self.pads, strict=True)
+        streams = [_ModelStream(m, t, pad, uneven=True) for m, t, pad in members]
         sampler = RowSeededSampler(seeds, settings.temperature, settings.top_p)
         finished = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
         pending = [[bytearray() for _ in rows] for _ in streams]
