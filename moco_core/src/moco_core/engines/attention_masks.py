@@ -121,6 +121,19 @@ def windowed_masks(mask: torch.Tensor, queries: int, windows: Windows, dtype: to
     return per_layer_type(windows, build)
 
 
+def uneven_windows(model: Any) -> Windows:
+    """``attention_windows`` of a loaded model an engine will feed unevenly; sliding windows also
+    need attention that takes 4D masks (sdpa or eager), so flash attention is refused there."""
+    windows = attention_windows(model.config)
+    attention = getattr(model.config, "_attn_implementation", None)
+    if windows is not None and attention not in ("sdpa", "eager"):
+        raise MocoError(
+            f"{model.name_or_path}: sliding-window attention runs here only with sdpa or eager attention "
+            f"(4D masks); this model uses {attention}"
+        )
+    return windows
+
+
 def eager_dtype(model: Any) -> torch.dtype | None:
     """The dtype of additive masks where the model runs eager attention, else None."""
     if getattr(model.config, "_attn_implementation", None) == "eager":

@@ -27,7 +27,7 @@ from moco_core.backends.hf import (
     eos_ids,
     render_prompt,
 )
-from moco_core.engines.attention_masks import attention_windows, eager_dtype, windowed_masks
+from moco_core.engines.attention_masks import eager_dtype, uneven_windows, windowed_masks
 from moco_core.errors import MocoError
 from moco_core.types import GenerationSettings
 
@@ -87,7 +87,7 @@ class _ModelStream:
         parameters = _forward_parameters(hf.model)
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
         self._keep_last = "logits_to_keep" in parameters
-        self.windows = attention_windows(hf.model.config) if uneven else None
+        self.windows = uneven_windows(hf.model) if uneven else None
         self._eager = eager_dtype(hf.model)
         self.cache = DynamicCache() if uneven else DynamicCache(config=hf.model.config)
         self.next_position = position_ids[:, -1:] + 1

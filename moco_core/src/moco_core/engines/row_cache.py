@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from transformers.cache_utils import DynamicLayer
 
-from moco_core.engines.attention_masks import Windows, additive, per_layer_type
+from moco_core.engines.attention_masks import Windows, additive, eager_dtype, per_layer_type
 
 SPARE_COLUMNS = 32
 """Columns the buffers get beyond what they need when they grow (or half again, if more)."""
@@ -94,8 +94,9 @@ class RowCache:
         cls, cache: Any, attention_mask: torch.Tensor, model: Any, reserve: int = 0, windows: Windows = None
     ) -> RowCache | None:
         """A row cache over ``cache`` (after a prompt forward with ``attention_mask``), or None where
-        it cannot serve: layers other than plain dynamic ones (sliding windows), attention other
-        than sdpa or eager (no 4D masks), positions taken from a 2D mask."""
+        it cannot serve: layers other than plain dynamic ones (a cache built from the config, whose
+        sliding layers discard tokens), attention other than sdpa or eager (no 4D masks),
+        positions taken from a 2D mask."""
         layers = getattr(cache, "layers", [])
         config = model.config
         attention = getattr(config, "_attn_implementation", None)
@@ -104,7 +105,7 @@ class RowCache:
             return None
         if getattr(config, "alibi", False) or getattr(config, "model_type", "") in _MASK_POSITIONED:
             return None
-        return cls(cache, attention_mask, layers[0].keys.dtype if attention == "eager" else None, reserve, windows)
+        return cls(cache, attention_mask, eager_dtype(model), reserve, windows)
 
     def plan(self, blocks: dict[int, list[int]], positions: dict[int, int], pad_id: int) -> Slots:
         """The slots that feed ``blocks`` (row -> new tokens, whose positions start at

@@ -111,12 +111,6 @@ class _TextStream(_ModelStream):
         )
         self.prompt_hidden = list(self.row_hidden)
         self.row_cache = RowCache.over(self.cache, self.attention_mask, hf.model, reserve, self.windows)
-        attention = getattr(hf.model.config, "_attn_implementation", None)
-        if self.windows is not None and attention not in ("sdpa", "eager"):
-            raise MocoError(
-                f"{hf.model.name_or_path}: the text exchange runs sliding-window attention only with sdpa or "
-                f"eager attention (4D masks; this model uses {attention})"
-            )
         self.positions: list[int] = self.next_position.view(-1).tolist()
         """Per row, the position of its next token."""
         self.columns: list[list[int]] = [[] for _ in range(count)]
