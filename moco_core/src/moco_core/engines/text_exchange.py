@@ -427,6 +427,12 @@ class TextExchangeBatch:
         self.decoders = [token_decoder(m.tokenizer) for m in self.models]
         self.anchors = [_anchor(m.tokenizer, d) for m, d in zip(self.models, self.decoders, strict=True)]
         self.vocab_sizes = [len(m.tokenizer) for m in self.models]
+        self.settles = [
+            not anchor and not getattr(m.tokenizer, "clean_up_tokenization_spaces", False)
+            for m, (anchor, _) in zip(self.models, self.anchors, strict=True)
+        ]
+        """Per model, whether a span's text decoded so far stays as it is once it ends in a whole
+        character (the decoder joins tokens' texts: byte-level BPE), so only later tokens are decoded."""
         self.settings = settings
         self.generators = RowSeededSampler(seeds, settings.temperature, settings.top_p).generators
 
@@ -454,6 +460,9 @@ class TextExchangeBatch:
         previous, text = span.text, self.texts[position]
         span.text = new = self._span_text(position, model)
         span.tokens += 1
+        if self.settles[model] and not new.endswith("\ufffd"):  # whole characters: later tokens only add to it
+            self.span_prefix[position] = new
+            self.span_ids[position] = []
         self.texts[position] = text[: len(text) - len(previous)] + new
         self.changes[position] = (previous, new)
         return True
