@@ -33,3 +33,21 @@ def test_piece_is_what_write_adds_across_spans_multibyte_characters_and_tokenize
             checked += 1
     assert checked > len(chunks)
     assert "".join(span.text for span in batch.spans[0]) == batch.texts[0]
+
+
+def test_a_long_span_reads_as_its_whole_decoding_after_every_token(three_tokenizers):
+    """A span's text settles where it ends in a whole character (byte-level decoders decode only the
+    tokens since); it must still equal the decoding of all its tokens, a character split over
+    several byte tokens included."""
+    settings = GenerationSettings(max_new_tokens=200, temperature=0.0, top_p=1.0, seed=0)
+    for model, hf in enumerate(three_tokenizers):
+        batch = TextExchangeBatch(three_tokenizers, [0], [], settings, [0])
+        ids = hf.tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+        partial = 0
+        for count, token in enumerate(ids, start=1):
+            assert batch.write(0, model, token)
+            whole = hf.tokenizer.decode(ids[:count], skip_special_tokens=True)
+            assert batch.texts[0] == whole
+            partial += whole.endswith("\ufffd")
+        assert batch.texts[0] == TEXT
+        assert partial or model == 2, "no token split a character"
