@@ -15,18 +15,13 @@ from __future__ import annotations
 import math
 
 from moco_core.backends.hf import row_seed
-from moco_core.engines.attention_masks import check_members
+from moco_core.engines.attention_masks import check_uneven_members
 from moco_core.engines.text_exchange import Choice, ExchangeView, load_text_exchange
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.types import Example, Prediction
 from moco_core.validation import RunPlan
-from moco_methods_api.token_level import (
-    cached_decode,
-    check_resident,
-    exchange_result,
-    token_predictions,
-)
+from moco_methods_api.token_level import cached_decode, check_resident, exchange_result, token_predictions
 from moco_methods_api.usage import UsageTally
 
 
@@ -96,7 +91,7 @@ class Nudging(Method):
         paths = [plan.config.models[getattr(plan.params, f)].path for f in ("base_model", "nudging_model")]
         check_resident(plan, paths, "nudging")
         members = range(count) if plan.params.search_nudging else (plan.params.base_model, plan.params.nudging_model)
-        check_members(plan.config.models, "nudging", members)
+        check_uneven_members(plan.config.models, "nudging", members)
         searched = "gamma_search" if plan.params.gamma_search else ""
         if plan.params.search_nudging and count > 2:
             searched = searched or "search_nudging"

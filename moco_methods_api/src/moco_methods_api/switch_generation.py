@@ -25,7 +25,7 @@ from dataclasses import replace
 
 from moco_core.backends.hf import row_seed
 from moco_core.config import ModelConfig, ScoringConfig
-from moco_core.engines.attention_masks import check_members
+from moco_core.engines.attention_masks import check_uneven_members
 from moco_core.engines.text_exchange import Choice, ExchangeView, load_text_exchange
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
@@ -33,12 +33,7 @@ from moco_core.training import ORIGINAL_LORA
 from moco_core.types import Example, GenerationSettings, Prediction, TrainingJob
 from moco_core.validation import RunPlan, check_model_param
 from moco_methods_api.params import SELECTOR_PROMPT
-from moco_methods_api.token_level import (
-    cached_decode,
-    check_resident,
-    exchange_result,
-    token_predictions,
-)
+from moco_methods_api.token_level import cached_decode, check_resident, exchange_result, token_predictions
 from moco_methods_api.usage import UsageTally, token_count
 
 SELECTOR = "switch-selector"
@@ -134,7 +129,7 @@ class SwitchGeneration(Method):
             check_reward_reachable(plan.params.reward_model or plan.config.scoring.reward_model)
         selector = plan.params.selector_model or SELECTOR  # a trained selector is a model of its own
         check_resident(plan, [*(m.path for m in plan.config.models), selector], "switch_generation (with its selector)")
-        check_members(plan.config.models, "switch_generation")
+        check_uneven_members(plan.config.models, "switch_generation")
 
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)

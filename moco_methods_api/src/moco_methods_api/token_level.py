@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from moco_core.cache import cache_key
+from moco_core.engines import ENGINE_VERSION
 from moco_core.engines.decoding import check_resident as resident_cap
 from moco_core.method import MethodContext
 from moco_core.pool import CHUNK_BATCHES
@@ -41,6 +42,7 @@ def cached_decode(
     keys = [
         cache_key(
             kind="exchange",
+            engine=ENGINE_VERSION,
             method=method,
             models=[pool.identity(n) for n in names],
             system_prompts=[pool.config(n).system_prompt for n in names],

@@ -15,7 +15,8 @@ from typing import Any
 from moco_core.backends.hf import row_seed
 from moco_core.cache import cache_key
 from moco_core.config import ModelConfig
-from moco_core.engines.attention_masks import check_members
+from moco_core.engines import ENGINE_VERSION
+from moco_core.engines.attention_masks import check_uneven_members
 from moco_core.engines.byte_spelling import byte_spelling_problem
 from moco_core.engines.decoding import Combine, JointDecoder, load_joint_decoder
 from moco_core.engines.vocab_alignment import load_aligned_decoder
@@ -30,7 +31,7 @@ def check_vocabulary(key: str, models: Sequence[ModelConfig], vocabulary: str, s
     """One tokenizer across the pool, unless the union vocabulary (probabilities only) or the byte
     level (any space; tokenizers that spell text as its bytes) aligns them."""
     if vocabulary in ("byte", "union"):  # engines that feed rows unevenly
-        check_members(models, f"{key} with params.vocabulary: {vocabulary}")
+        check_uneven_members(models, f"{key} with params.vocabulary: {vocabulary}")
     if vocabulary == "byte":
         for i, model in enumerate(models):
             problem = byte_spelling_problem(adapter_base(model.path, model.base) or model.path)
@@ -92,6 +93,7 @@ def decode_cached(
         cache_key(
             kind="joint",
             decoding=DECODING_VERSION,
+            engine=ENGINE_VERSION,
             method=method,
             models=identities,
             system_prompts=system_prompts,

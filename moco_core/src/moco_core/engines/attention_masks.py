@@ -55,7 +55,7 @@ def attention_windows(config: Any) -> Windows:
     return windows
 
 
-def check_members(models: Sequence[Any], purpose: str, indices: Iterable[int] | None = None) -> None:
+def check_uneven_members(models: Sequence[Any], purpose: str, indices: Iterable[int] | None = None) -> None:
     """At plan time, before any model loads: the members (``ModelConfig``s, those at ``indices``) of
     an engine that feeds rows unevenly must have layers it can run (``attention_windows``).
 
