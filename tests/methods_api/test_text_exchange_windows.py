@@ -96,12 +96,14 @@ def test_layers_that_cannot_drop_a_token_are_refused(config, kind):
     [
         ("nudging", {}),
         ("switch_generation", {"selector_model": "selector"}),
+        ("mentor_collab", {"patch_size": 2}),
         ("logit_fusion", {"vocabulary": "union"}),
         ("logit_fusion", {"vocabulary": "byte"}),
     ],
 )
 def test_a_recurrent_member_is_refused_before_loading(api, tiny_pool_paths, monkeypatch, tmp_path, method, params):
-    """Every engine that feeds rows unevenly: the text exchange, the union and byte vocabularies."""
+    """Every engine that feeds rows unevenly: the text exchange (nudging, switch_generation,
+    mentor_collab's lookahead), the union and byte vocabularies."""
     hybrid = tmp_path / "hybrid"
     build_tiny_model_of(hybrid, transformers.LlamaConfig(**TINY_SHAPE), tiny_pool_paths[0])
     config = json.loads((hybrid / "config.json").read_text())

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from moco_core.backends.hf import row_seed
+from moco_core.engines.attention_masks import check_uneven_members
 from moco_core.engines.text_exchange import Choice, ExchangeView, load_text_exchange
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
@@ -207,6 +208,7 @@ class MentorCollab(Method):
     def check(cls, plan: RunPlan) -> None:
         """The MLP judge is read and probed now (it is small), so a wrong file never waits for generation."""
         check_resident(plan, [m.path for m in plan.config.models], "mentor_collab")
+        check_uneven_members(plan.config.models, "mentor_collab")
         mode, path = plan.params.mode, plan.params.mlp_path
         if mode != "mlp":
             for field in ("mlp_path", "mlp_threshold"):
