@@ -50,16 +50,25 @@ def decode(decoder, seen: dict):
     return [r.text for r in decoder.decode(rendered, lambda: Recording(seen), GREEDY, seeds)]
 
 
-@pytest.mark.parametrize("architecture", sorted(CONFIGS))
-@pytest.mark.parametrize("cache", ["rows", "padded"])
+@pytest.mark.parametrize(
+    ("architecture", "cache", "attention"),
+    [
+        *((a, cache, "default") for a in sorted(CONFIGS) for cache in ("rows", "padded")),
+        *((a, cache, "eager") for a in ("mistral", "qwen2") for cache in ("rows", "padded")),
+    ],
+)
 def test_the_engine_gives_the_distributions_of_a_full_recompute(
-    tmp_path, tiny_pool_paths, monkeypatch, architecture, cache
+    tmp_path, tiny_pool_paths, monkeypatch, architecture, cache, attention
 ):
-    if cache == "padded":  # every row the same new columns, gaps masked (where no row cache serves)
+    """Row cache and padded cache (gaps masked, where no row cache serves); sdpa's boolean masks and
+    eager attention's additive ones (Gemma 2 runs eager by default)."""
+    if cache == "padded":
         monkeypatch.setattr("moco_core.engines.text_exchange.RowCache.over", lambda *args, **kwargs: None)
     folder = build_tiny_model_of(tmp_path / architecture, CONFIGS[architecture], tiny_pool_paths[0])
     backend = HFBackend()
     models = [backend.load(str(folder), "cpu", "float32"), backend.load(str(tiny_pool_paths[1]), "cpu", "float32")]
+    for model in models if attention == "eager" else []:
+        model.model.set_attn_implementation("eager")
     fast, slow = {}, {}
     fast_texts = decode(TextExchangeDecoder(models, batch_size=3), fast)
     slow_texts = decode(ReferenceExchange(models, batch_size=1), slow)
