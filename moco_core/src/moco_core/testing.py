@@ -141,14 +141,13 @@ def other_architectures(window: int = 4) -> dict[str, Any]:
     the attention mask."""
     import transformers
 
-    shape = TINY_SHAPE
     return {
-        "mistral": transformers.MistralConfig(num_key_value_heads=2, sliding_window=window, **shape),
+        "mistral": transformers.MistralConfig(num_key_value_heads=2, sliding_window=window, **TINY_SHAPE),
         "qwen2": transformers.Qwen2Config(
-            num_key_value_heads=2, use_sliding_window=True, sliding_window=window, max_window_layers=1, **shape
+            num_key_value_heads=2, use_sliding_window=True, sliding_window=window, max_window_layers=1, **TINY_SHAPE
         ),
         "gemma2": transformers.Gemma2Config(
-            num_key_value_heads=2, head_dim=16, sliding_window=window, tie_word_embeddings=False, **shape
+            num_key_value_heads=2, head_dim=16, sliding_window=window, tie_word_embeddings=False, **TINY_SHAPE
         ),
         "gpt2": transformers.GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=1024),
         "bloom": transformers.BloomConfig(hidden_size=64, n_layer=2, n_head=4),

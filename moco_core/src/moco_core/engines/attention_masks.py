@@ -93,7 +93,7 @@ def per_layer_type(windows: Windows, build: Callable[[int | None], torch.Tensor]
     return {kind: built[window] for kind, window in windows.items()}
 
 
-def additive(mask: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+def as_additive(mask: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
     """A boolean mask as eager attention's additive one (``dtype``), or as is (None: sdpa)."""
     if dtype is None:
         return mask
@@ -116,7 +116,7 @@ def windowed_masks(mask: torch.Tensor, queries: int, windows: Windows, dtype: to
         visible = causal
         if window is not None:
             visible = visible & (seen[:, None, :] > seen[:, query_columns, None] - window)
-        return additive((visible | own)[:, None], dtype)
+        return as_additive((visible | own)[:, None], dtype)
 
     return per_layer_type(windows, build)
 

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from transformers.cache_utils import DynamicLayer
 
-from moco_core.engines.attention_masks import Windows, additive, eager_dtype, per_layer_type
+from moco_core.engines.attention_masks import Windows, as_additive, eager_dtype, per_layer_type
 
 SPARE_COLUMNS = 32
 """Columns the buffers get beyond what they need when they grow (or half again, if more)."""
@@ -162,7 +162,7 @@ class RowCache:
 
         def build(window: int | None) -> torch.Tensor:
             floor = low if window is None else torch.maximum(low, target - (window - 1))
-            return additive((columns >= floor).logical_and_(columns <= target), self.additive)
+            return as_additive((columns >= floor).logical_and_(columns <= target), self.additive)
 
         mask = per_layer_type(self.windows, build)
         input_ids, position_ids = input_ids.view(-1, width), position_ids.view(-1, width)
