@@ -20,12 +20,13 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 from moco_core.backends.hf import row_seed
 from moco_core.engines.attention_masks import check_uneven_members
-from moco_core.engines.text_exchange import Choice, ExchangeView, load_text_exchange
+from moco_core.engines.text_exchange import Choice, ExchangeView, load_text_exchange, midway_through_character
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.models import adapter_base, resolve_model_path
@@ -56,6 +57,15 @@ def parse_verdict(reply: str) -> str | None:
     return match.group(1) if match else None
 
 
+class Draft(NamedTuple):
+    """A lookahead's continuation of one row: its text, tokens, whether it hit EOS, and its ids."""
+
+    text: str
+    tokens: int
+    stop: bool
+    ids: list[int]
+
+
 class Lookahead:
     """Continuations of several rows by one model from given texts, token by token, row-seeded."""
 
@@ -69,36 +79,52 @@ class Lookahead:
 
     def run(
         self, positions: Sequence[int], limit: int, whole_word: bool, budget: Mapping[int, int] | None = None
-    ) -> dict[int, tuple[str, int, bool]]:
-        """Per row: (text, tokens, hit EOS).  ``whole_word`` stops before a token that starts a new word;
-        ``budget`` caps a row's tokens below ``limit`` (what is left of its ``max_new_tokens``)."""
+    ) -> dict[int, Draft]:
+        """Per row, its draft.  ``whole_word`` stops before a token that starts a new word;
+        ``budget`` caps a row's tokens below ``limit`` (what is left of its ``max_new_tokens``).
+
+        The model reads what the engine would give it had it written the draft's tokens one by
+        one: the row's text and the draft in whole characters, then the ids of a character still
+        incomplete (the row's own, where its writer stopped midway, then the draft's)."""
         view, model = self.view, self.model
         caps = {p: min(limit, budget[p]) if budget is not None else limit for p in positions}
         ids: dict[int, list[int]] = {p: [] for p in positions}
-        done: dict[int, tuple[str, int, bool]] = {}
+        start = {p: view.reading(model, p) for p in positions}
+        settled: dict[int, tuple[int, str]] = {p: (0, "") for p in positions}
+        """Per row, how many of its unsettled ids and draft ids decode to whole characters, and their text."""
+        done: dict[int, Draft] = {}
+
+        def finish(p: int, stop: bool) -> None:
+            done[p] = Draft(self.decode(p, ids[p]), len(ids[p]), stop, ids[p])
+
         live = list(positions)
         for _ in range(limit):
             for p in [p for p in live if len(ids[p]) >= caps[p]]:
-                done[p] = (self.decode(p, ids[p]), len(ids[p]), False)
+                finish(p, False)
             live = [p for p in live if p not in done]
             if not live:
                 break
-            texts = [view.text(p) + self.decode(p, ids[p]) for p in live]
-            tokens = view.sample(live, view.log_probs(model, live, texts))
+            texts = [start[p][0] + settled[p][1] for p in live]
+            extras = [[*start[p][1], *ids[p]][settled[p][0] :] for p in live]
+            tokens = view.sample(live, view.log_probs(model, live, texts, extras))
             still = []
             for p, token in zip(live, tokens, strict=True):
                 if view.is_stop(model, token):
-                    done[p] = (self.decode(p, ids[p]), len(ids[p]), True)
+                    finish(p, True)
                     continue
                 piece = self.decode(p, [token])
                 if whole_word and ids[p] and piece[:1].isspace():
-                    done[p] = (self.decode(p, ids[p]), len(ids[p]), False)
+                    finish(p, False)
                     continue
                 ids[p].append(token)
+                read = [*start[p][1], *ids[p]]
+                text = view.decode_tokens(model, read, after_text=bool(start[p][0]))
+                if not midway_through_character(text):
+                    settled[p] = (len(read), text)
                 still.append(p)
             live = still
         for p in live:
-            done[p] = (self.decode(p, ids[p]), len(ids[p]), False)
+            finish(p, False)
         return done
 
 
@@ -157,7 +183,7 @@ class MentorPolicy:
         budget = {p: self.ctx.settings.max_new_tokens - view.generated(p) for p in active}
         words = self._ahead(view, GENERATOR, active, MAX_WORD_TOKENS, True, budget)
         consult = [p for p in active if view.uniform(p) < self.proportion]
-        choices = {p: Choice(GENERATOR, text=words[p][0], tokens=words[p][1], stop=words[p][2]) for p in active}
+        choices = {p: _choice(GENERATOR, words[p]) for p in active}
         if not consult:
             return choices
         mentor_words = self._ahead(view, MENTOR, consult, MAX_WORD_TOKENS, True, budget)
@@ -171,22 +197,27 @@ class MentorPolicy:
         mentor = self._ahead(view, MENTOR, differ, self.patch, False, budget)
         prefers_mentor = self._judge(view, differ, own, mentor)
         for p in differ:
-            model, (text, tokens, stop) = (MENTOR, mentor[p]) if prefers_mentor[p] else (GENERATOR, own[p])
-            choices[p] = Choice(model, text=text, tokens=tokens, stop=stop)
+            model, draft = (MENTOR, mentor[p]) if prefers_mentor[p] else (GENERATOR, own[p])
+            choices[p] = _choice(model, draft)
             self._record(view, p, agreed=False, chosen=model)
         return choices
 
     def _ahead(
         self, view: ExchangeView, model: int, rows: list[int], limit: int, whole_word: bool, budget: dict[int, int]
-    ) -> dict[int, tuple[str, int, bool]]:
+    ) -> dict[int, Draft]:
         found = Lookahead(view, model).run(rows, limit, whole_word, budget)
-        for p, (_, tokens, _) in found.items():
-            self._spent(view, p, model, tokens)
+        for p, draft in found.items():
+            self._spent(view, p, model, draft.tokens)
         return found
 
     def _record(self, view: ExchangeView, position: int, agreed: bool, chosen: int) -> None:
         event = {"at_token": view.generated(position), "agreed": agreed, "chosen": chosen}
         self.log.setdefault(view.prompt_index(position), []).append(event)
+
+
+def _choice(model: int, draft: Draft) -> Choice:
+    """Write the draft's tokens as drawn (a word cut midway through a character goes on from its bytes)."""
+    return Choice(model, text=draft.text, tokens=draft.tokens, stop=draft.stop, ids=draft.ids)
 
 
 def hidden_size(path: str, name: str) -> int:

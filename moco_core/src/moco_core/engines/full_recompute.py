@@ -17,17 +17,21 @@ from moco_core.engines.text_exchange import TextExchangeDecoder
 
 
 class FullRecompute:
-    """A stream (``sync(rows, texts) -> logits``) that reads prompt + text from scratch every time."""
+    """A stream (``sync(rows, texts, extras) -> logits``) that reads prompt + text (+ raw ids) from scratch
+    every time."""
 
     def __init__(self, hf: HFModel, prompts: Sequence[str]) -> None:
         self.hf = hf
         special = adds_special_tokens(hf.tokenizer)
         self.prompt_ids = [hf.tokenizer(p, add_special_tokens=special)["input_ids"] for p in prompts]
 
-    def sync(self, rows: Sequence[int], texts: Sequence[str]) -> torch.Tensor:
+    def sync(
+        self, rows: Sequence[int], texts: Sequence[str], extras: Sequence[Sequence[int]] | None = None
+    ) -> torch.Tensor:
         out = []
-        for row, text in zip(rows, texts, strict=True):
+        for i, (row, text) in enumerate(zip(rows, texts, strict=True)):
             ids = self.prompt_ids[row] + self.hf.tokenizer(text, add_special_tokens=False)["input_ids"]
+            ids += list(extras[i]) if extras is not None else []
             out.append(self.hf.model(input_ids=torch.tensor([ids], device=self.hf.device)).logits[0, -1])
         return torch.stack(out)
 

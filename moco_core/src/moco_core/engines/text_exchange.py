@@ -17,6 +17,12 @@ row that catches up on many tokens pads no other row.  Elsewhere every row gets 
 columns, masked where it has no tokens, and the masked-out columns are dropped once they make
 up most of the cache.
 
+A character written over several tokens (bytes of an emoji in byte-level BPE or byte fallback)
+is not text until it is whole: the decoder shows U+FFFD for its bytes meanwhile, and
+re-encoding that would feed the writer a different character than the one it is spelling.  So
+the row's reading is its text in whole characters, then, for models with the writer's
+tokenizer, the ids the writer wrote since; models with other tokenizers read the text alone.
+
 A ``policy`` decides, each step and for each unfinished row, which model writes the next token
 and from which distribution; it asks the view for any model's distribution (or last hidden
 state) of any rows, at the shared text or at a lookahead text, and may also commit a whole
@@ -67,7 +73,9 @@ class RowResult:
 class Choice:
     """The policy's decision for one row: ``model`` writes one token drawn from ``log_probs`` (its
     vocabulary), or ``token`` (one the policy already drew with ``ExchangeView.sample``), or, when
-    ``text`` is given, that whole text (``tokens`` long; ``stop`` ends the row)."""
+    ``text`` is given, that whole text (``tokens`` long; ``stop`` ends the row).  A text the model
+    drew token by token comes with its ``ids``: they are written one by one, as if drawn now, so a
+    text that ends midway through a character goes on from its bytes."""
 
     model: int
     log_probs: torch.Tensor | None = None
@@ -75,6 +83,7 @@ class Choice:
     tokens: int = 0
     stop: bool = False
     token: int | None = None
+    ids: list[int] | None = None
 
 
 class _TextStream(_ModelStream):
@@ -104,6 +113,10 @@ class _TextStream(_ModelStream):
         self.boundaries: list[list[tuple[int, int]]] = [[] for _ in range(count)]
         """Per row: (token index, character offset) of every cached token that starts a pre-token."""
         self.seen: list[str] = [""] * count
+        self.seen_extras: list[list[int]] = [[] for _ in range(count)]
+        """Per row, the raw ids cached after its text's (a character still being written)."""
+        self.records: list[tuple[str, list[int], list[tuple[int, int]]]] = [("", [], []) for _ in range(count)]
+        """Per row, (text, ids, boundaries) of the text its cache holds."""
         self.row_logits: list[torch.Tensor] = list(self.logits.unbind(0))
         self.prompt_logits = list(self.row_logits)
         self.row_hidden: list[torch.Tensor | None] = (
@@ -162,17 +175,28 @@ class _TextStream(_ModelStream):
             results.append((encoding.ids, boundaries))
         return results
 
-    def sync(self, rows: Sequence[int], texts: Sequence[str]) -> torch.Tensor:
-        """Next-token logits of ``rows`` after their texts became ``texts``; feeds only what changed."""
+    def sync(
+        self, rows: Sequence[int], texts: Sequence[str], extras: Sequence[Sequence[int]] | None = None
+    ) -> torch.Tensor:
+        """Next-token logits of ``rows`` after their texts became ``texts`` (each followed by the
+        raw ids ``extras[i]`` of this tokenizer, if given); feeds only what changed."""
         known: dict[int, tuple[tuple[str, list[int], list[tuple[int, int]]], int]] = {}
-        """Per row whose text changed: its new (text, ids, boundaries) and how many leading ids
-        are known to match the cache."""
+        """Per row whose reading changed: its text's (text, ids, boundaries) and how many leading
+        ids are known to match the cache."""
         pending: dict[int, tuple[str, int, int, int]] = {}
-        shared, seen_texts = self.shared, self.seen
-        for row, text in zip(rows, texts, strict=True):
+        shared, seen_texts, seen_extras, records = self.shared, self.seen, self.seen_extras, self.records
+        wanted: dict[int, list[int]] = {}
+        for i, (row, text) in enumerate(zip(rows, texts, strict=True)):
+            extra = list(extras[i]) if extras is not None else []
             seen = seen_texts[row]
             if text == seen:
+                if extra == seen_extras[row]:
+                    continue
+                wanted[row] = extra
+                known[row] = (records[row], len(records[row][1]))
                 continue
+            if extra:
+                wanted[row] = extra
             record = shared[row] if shared is not None else None
             if record is not None and record[0] == text:
                 known[row] = (record, 0)
@@ -190,10 +214,15 @@ class _TextStream(_ModelStream):
                 if shared is not None:
                     shared[row] = record
         blocks: dict[int, list[int]] = {}
-        for row, ((text, ids, boundaries), same) in known.items():
+        for row, (record, same) in known.items():
+            text, ids, boundaries = record
             cached = self.ids[row]
+            extra = wanted.get(row)
+            if extra or seen_extras[row]:
+                seen_extras[row] = extra or []
+                ids = ids + extra if extra else ids
             keep = _common_prefix(cached, ids, same)
-            seen_texts[row], self.boundaries[row] = text, boundaries
+            seen_texts[row], self.boundaries[row], records[row] = text, boundaries, record
             new_ids = ids[keep:]
             if not new_ids:
                 if keep == len(cached):
@@ -343,34 +372,62 @@ class ExchangeView:
         """Tokens generated so far in this row (by any model)."""
         return self._engine.generated[position]
 
-    def log_probs(self, model: int, positions: Sequence[int], texts: Sequence[str] | None = None) -> torch.Tensor:
+    def log_probs(
+        self,
+        model: int,
+        positions: Sequence[int],
+        texts: Sequence[str] | None = None,
+        ids: Sequence[Sequence[int]] | None = None,
+    ) -> torch.Tensor:
         """Model ``model``'s next-token log-probabilities (temperature 1) for those rows, over its
         tokenizer's ids (lm_head rows beyond them, padding some checkpoints add, are dropped).
 
-        ``texts`` asks about other continuations than the rows' texts (a lookahead); the model's
-        cache follows them, and returns to the shared text on the next plain call by feeding
-        only where the two differ.
+        ``texts`` asks about other continuations than the rows' texts (a lookahead), ``ids`` about
+        raw ids of the model's tokenizer after them (tokens a lookahead drew, read as drawn);
+        the model's cache follows them, and returns to the shared text on the next plain call
+        by feeding only where the two differ.
         """
         positions = list(positions)
         if not positions:
             return torch.zeros((0, 0))
-        texts = list(texts) if texts is not None else [self._engine.texts[p] for p in positions]
-        logits = self._engine.streams[model].sync(positions, texts)[:, : self._engine.vocab_sizes[model]]
+        logits = self._sync(model, positions, texts, ids)[:, : self._engine.vocab_sizes[model]]
         return torch.log_softmax(logits.float(), dim=-1)
 
-    def hidden(self, model: int, positions: Sequence[int], texts: Sequence[str] | None = None) -> torch.Tensor:
-        """Model ``model``'s last hidden state at the end of each row's text (or ``texts``).
+    def hidden(
+        self,
+        model: int,
+        positions: Sequence[int],
+        texts: Sequence[str] | None = None,
+        ids: Sequence[Sequence[int]] | None = None,
+    ) -> torch.Tensor:
+        """Model ``model``'s last hidden state at the end of each row's text (or ``texts`` and ``ids``).
 
         Only for models the decoder was built to keep hidden states of (``hidden_states``).
         """
         positions = list(positions)
-        texts = list(texts) if texts is not None else [self._engine.texts[p] for p in positions]
         stream = self._engine.streams[model]
-        stream.sync(positions, texts)
+        self._sync(model, positions, texts, ids)
         rows = [stream.row_hidden[p] for p in positions]
         if any(r is None for r in rows):
             raise ValueError(f"model {model} was not asked to keep hidden states")
         return torch.stack([r for r in rows if r is not None])
+
+    def _sync(
+        self, model: int, positions: list[int], texts: Sequence[str] | None, ids: Sequence[Sequence[int]] | None
+    ) -> torch.Tensor:
+        if texts is None and ids is None:
+            read, extras = self._engine.reading(model, positions)
+        else:
+            read = list(texts) if texts is not None else self._engine.reading(model, positions)[0]
+            extras = [list(i) for i in ids] if ids is not None else None
+        stream = self._engine.streams[model]
+        return stream.sync(positions, read, extras) if extras is not None else stream.sync(positions, read)
+
+    def reading(self, model: int, position: int) -> tuple[str, list[int]]:
+        """What ``model`` reads of the row: its text in whole characters, and the raw ids (of
+        ``model``'s tokenizer) of a character the row's writer is still writing."""
+        texts, extras = self._engine.reading(model, [position])
+        return texts[0], extras[0] if extras is not None else []
 
     def sample(self, positions: Sequence[int], log_probs: torch.Tensor) -> list[int]:
         """One token per row from ``log_probs``, drawn from the row's own random stream."""
@@ -421,12 +478,17 @@ class TextExchangeBatch:
         self.span_prefix = [""] * len(rows)
         self.changes = [("", "")] * len(rows)
         """Per row, its last span's text before and after the last write (what it added, lazily)."""
+        self.unsettled: list[tuple[int, list[int], str] | None] = [None] * len(rows)
+        """Per row whose writer is midway through a character (its span's text ends in U+FFFD, the
+        decoder's stand-in for incomplete bytes): (writer, its raw ids since the span's text last
+        ended in whole characters, the row's text then)."""
         self.generated = [0] * len(rows)
         self.tokens_by_model = [[0] * len(self.models) for _ in rows]
         self.stop_ids = [eos_ids(m) for m in self.models]
         self.decoders = [token_decoder(m.tokenizer) for m in self.models]
         self.anchors = [_anchor(m.tokenizer, d) for m, d in zip(self.models, self.decoders, strict=True)]
         self.vocab_sizes = [len(m.tokenizer) for m in self.models]
+        self.fingerprints = [tokenizer_fingerprint(m.tokenizer) for m in self.models]
         self.settles = [
             not anchor and not getattr(m.tokenizer, "clean_up_tokenization_spaces", False)
             for m, (anchor, _) in zip(self.models, self.anchors, strict=True)
@@ -451,21 +513,77 @@ class TextExchangeBatch:
         self.generated[position] += 1
         self.tokens_by_model[position][model] += 1
         spans = self.spans[position]
+        replaced = restored = ""
         if not spans or spans[-1].model != model:
+            carried, replaced, restored = self._hand_over_bytes(position, model)
             spans.append(Span(model))
-            self.span_ids[position] = []
+            self.span_ids[position] = carried
             self.span_prefix[position] = ""
         self.span_ids[position].append(token)
         span = spans[-1]
         previous, text = span.text, self.texts[position]
         span.text = new = self._span_text(position, model)
         span.tokens += 1
-        if self.settles[model] and not new.endswith("\ufffd"):  # whole characters: later tokens only add to it
+        whole = not midway_through_character(new)
+        if self.settles[model] and whole:  # whole characters: later tokens only add to it
             self.span_prefix[position] = new
             self.span_ids[position] = []
         self.texts[position] = text[: len(text) - len(previous)] + new
-        self.changes[position] = (previous, new)
+        self.changes[position] = (replaced, restored + new) if replaced else (previous, new)
+        if whole:
+            self.unsettled[position] = None
+        elif (unsettled := self.unsettled[position]) is not None and unsettled[0] == model:
+            unsettled[1].append(token)
+        else:  # the text before this token is the last in whole characters (a byte-fallback decoder
+            self.unsettled[position] = (model, [token], text)  # may turn the bytes before it to U+FFFD too)
         return True
+
+    def _hand_over_bytes(self, position: int, model: int) -> tuple[list[int], str, str]:
+        """The ids of a character the last writer left unfinished, which ``model`` (taking over)
+        goes on from where it has the writer's tokenizer: they leave the last span's text and
+        start ``model``'s, so the character is decoded whole.  Under another tokenizer, none:
+        the bytes stay the U+FFFD they decode to.  Also the end of the row's text this replaced,
+        and what replaced it (the last span without those bytes may read differently)."""
+        unsettled = self._unfinished_for(position, model)
+        if unsettled is None:
+            return [], "", ""
+        writer, ids, settled = unsettled
+        span, text = self.spans[position][-1], self.texts[position]
+        self.span_ids[position] = self.span_ids[position][: len(self.span_ids[position]) - len(ids)]
+        previous, span.text = span.text, self._span_text(position, writer)
+        self.texts[position] = text[: len(text) - len(previous)] + span.text
+        self.unsettled[position] = (model, list(ids), settled)
+        same = _common_prefix(previous, span.text)
+        return list(ids), previous[same:], span.text[same:]
+
+    def write_ids(self, position: int, model: int, ids: Sequence[int]) -> bool:
+        """``write`` each of ``ids`` in turn; False at the writer's EOS (nothing after it is written)."""
+        return all(self.write(position, model, token) for token in ids)
+
+    def reading(self, model: int, positions: Sequence[int]) -> tuple[list[str], list[list[int]] | None]:
+        """What ``model`` reads of each row: its text, and raw ids of ``model``'s tokenizer after it.
+
+        A character still being written is not text yet: a model with the writer's tokenizer reads
+        the writer's own ids for it (so the writer goes on from the bytes it wrote), any other
+        reads the text before it.
+        """
+        if not any(self.unsettled):
+            return [self.texts[p] for p in positions], None
+        texts, extras = [], []
+        for p in positions:
+            unsettled = self.unsettled[p]
+            texts.append(self.texts[p] if unsettled is None else unsettled[2])
+            readable = self._unfinished_for(p, model)
+            extras.append(readable[1] if readable is not None else [])
+        return texts, extras if any(extras) else None
+
+    def _unfinished_for(self, position: int, model: int) -> tuple[int, list[int], str] | None:
+        """The row's unfinished character (``unsettled``) where ``model`` has its writer's tokenizer
+        and so can read, and go on from, its bytes; else None."""
+        unsettled = self.unsettled[position]
+        if unsettled is None or self.fingerprints[unsettled[0]] != self.fingerprints[model]:
+            return None
+        return unsettled
 
     def last_piece(self, position: int) -> str:
         """The text the row's last token (or written text) added."""
@@ -496,6 +614,12 @@ class TextExchangeBatch:
         if token in self.stop_ids[model]:
             return ""
         if not spans or spans[-1].model != model:
+            unsettled = self._unfinished_for(position, model)
+            if unsettled is not None:
+                carried, after_text = unsettled[1], bool(unsettled[2])  # it would finish that character
+                return _added(
+                    self.decode(model, carried, after_text), self.decode(model, [*carried, token], after_text)
+                )
             return self.decode(model, [token], bool(self.texts[position]))
         return _added(spans[-1].text, self._span_text(position, model, [token]))
 
@@ -514,6 +638,13 @@ class TextExchangeBatch:
         self.span_prefix[position] = spans[-1].text
         self.texts[position] += text
         self.changes[position] = ("", text)
+        self.unsettled[position] = None
+
+
+def midway_through_character(text: str) -> bool:
+    """Whether a decoded text ends in U+FFFD, the decoder's stand-in for the bytes of a character
+    not yet complete (a genuine U+FFFD only waits for the next token to count as written)."""
+    return text.endswith("\ufffd")
 
 
 def _anchor(tokenizer: Any, decoder: Callable[[list[int]], str]) -> tuple[list[int], str]:
@@ -590,7 +721,9 @@ class TextExchangeDecoder:
         return [r for r in results if r is not None]
 
     def streams(self, prompts: list[list[str]], reserve: int = 0) -> list[Any]:
-        """One stream per model over its rendered prompts; anything with ``sync(rows, texts) -> logits``.
+        """One stream per model over its rendered prompts; anything with ``sync(rows, texts) -> logits``
+        (and an ``extras`` argument, raw ids after each text, where a row's writer is midway
+        through a character or a policy reads a lookahead's own ids).
 
         Models with the same tokenizer (same content) share their encodings of the text;
         ``reserve``: cache columns to make room for at once (the tokens a decode expects).
@@ -634,6 +767,8 @@ class TextExchangeDecoder:
                     going = batch.write(p, choice.model, choice.token)
                 elif choice.text is None:
                     going = batch.write(p, choice.model, tokens[p])
+                elif choice.ids is not None:
+                    going = batch.write_ids(p, choice.model, choice.ids) and not choice.stop
                 else:
                     batch.write_text(p, choice.model, choice.text, choice.tokens)
                     going = not choice.stop
