@@ -42,6 +42,7 @@ from transformers.cache_utils import DynamicLayer
 
 from moco_core.backends.hf import HFModel, RowSeededSampler, active_adapter, eos_ids, render_prompt
 from moco_core.engines.decoding import _ModelStream, load_hf_members
+from moco_core.engines.pretoken_encoding import PreTokenEncoder
 from moco_core.engines.row_cache import RowCache
 from moco_core.engines.tokenizer_ops import token_decoder, tokenizer_fingerprint
 from moco_core.errors import MocoError
@@ -106,6 +107,7 @@ class _TextStream(_ModelStream):
         """Per row, (text, ids, boundaries) of its latest encoding, shared by the streams of models
         with one tokenizer: a text one of them encoded is not encoded again by the others."""
         self.splits = _splits_words(hf.tokenizer)
+        self.pretokens = PreTokenEncoder.over(hf.tokenizer) if self.splits else None
         processor = getattr(getattr(hf.tokenizer, "backend_tokenizer", None), "post_processor", None)
         self.token_offsets = "trim_offsets=True" not in repr(processor)
         """Whether a token's offsets start where its text does (no processor trims their whitespace)."""
@@ -151,6 +153,18 @@ class _TextStream(_ModelStream):
         where the normalizer changes the text, whose words then are not the raw text's."""
         if not self.splits:
             return [(list(ids), []) for ids in self.hf.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        if self.pretokens is None:
+            return self._encode_whole(texts, offsets)
+        results = [self.pretokens.encode(text, offset) for text, offset in zip(texts, offsets, strict=True)]
+        missed = [i for i, result in enumerate(results) if result is None]
+        if missed:
+            whole = self._encode_whole([texts[i] for i in missed], [offsets[i] for i in missed])
+            for i, result in zip(missed, whole, strict=True):
+                results[i] = result
+        return results  # type: ignore[return-value]
+
+    def _encode_whole(self, texts: list[str], offsets: list[int]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """``_encode`` through the tokenizer's own encode (texts with added tokens, normalised texts)."""
         backend = self.hf.tokenizer.backend_tokenizer
         if backend.truncation is not None or backend.padding is not None:  # what the wrapper would reset
             encodings = self.hf.tokenizer(texts, add_special_tokens=False).encodings
