@@ -196,3 +196,50 @@ def test_a_character_handed_over_midway(trios, kind, taker):
     decode(ReferenceExchange(models, batch_size=1), reference_seen)
     drift = [k for k in seen if not torch.allclose(seen[k], reference_seen[k], atol=1e-4)]
     assert seen.keys() == reference_seen.keys() and not drift, drift[:4]
+
+
+@pytest.mark.parametrize("kind", ["byte-level BPE", "SentencePiece, byte fallback"])
+@pytest.mark.parametrize("drafter", [0, 1])
+def test_a_lookahead_from_midway_shows_what_it_writes(trios, kind, drafter):
+    """mentor_collab's lookahead from a row its writer left midway through a character: the
+    judge's prompt shows the row's text in whole characters (``prefix``, the view's ``whole_text``)
+    and the draft's text spells the character out, so the two together are what writing the
+    draft makes of the row."""
+    from moco_methods_api.mentor_collab import Lookahead, _choice
+
+    models = trios[kind]
+    writer = models[0].tokenizer
+    cuts = []
+    for text in WRITTEN:
+        ids = writer(text, add_special_tokens=False)["input_ids"]
+        cuts.append(ids[: next(k for k in range(1, len(ids)) if writer.decode(ids[:k]).endswith("\ufffd"))])
+    drafts: dict[int, object] = {}
+    checked = []
+
+    def factory():
+        def policy(view: ExchangeView) -> dict[int, Choice]:
+            choices = {}
+            ahead = [p for p in view.active if view.step == len(cuts[view.prompt_index(p)])]
+            found = Lookahead(view, drafter).run(ahead, 6, whole_word=False) if ahead else {}
+            for p in view.active:
+                row, draft = view.prompt_index(p), drafts.get(view.prompt_index(p))
+                if draft is not None:
+                    assert view.text(p) == draft.prefix + draft.text, (row, view.text(p), draft)
+                    checked.append(row)
+                    choices[p] = Choice(0, text="", stop=True)
+                elif p in found:
+                    assert view.text(p).endswith("\ufffd") and found[p].prefix == view.whole_text(p)
+                    assert "\ufffd" not in view.whole_text(p)
+                    drafts[row] = found[p]
+                    choices[p] = _choice(drafter, found[p])
+                else:
+                    choices[p] = Choice(0, token=cuts[row][view.step])
+            return choices
+
+        return policy
+
+    settings = GenerationSettings(max_new_tokens=32, temperature=0.0, top_p=1.0, seed=0)
+    decoder = TextExchangeDecoder(models, batch_size=2)
+    seeds = [row_seed(0, GenerationRequest(p)) for p in PROMPTS]
+    decoder.decode(decoder.render(PROMPTS, [None] * 3), factory, settings, seeds)
+    assert sorted(checked) == [0, 1]

@@ -58,12 +58,15 @@ def parse_verdict(reply: str) -> str | None:
 
 
 class Draft(NamedTuple):
-    """A lookahead's continuation of one row: its text, tokens, whether it hit EOS, and its ids."""
+    """A lookahead's continuation of one row: its text, tokens, whether it hit EOS, its ids, and
+    the row's text in whole characters that ``text`` continues (``text`` then spells out a
+    character the row's writer left unfinished)."""
 
     text: str
     tokens: int
     stop: bool
     ids: list[int]
+    prefix: str
 
 
 class Lookahead:
@@ -95,7 +98,9 @@ class Lookahead:
         done: dict[int, Draft] = {}
 
         def finish(p: int, stop: bool) -> None:
-            done[p] = Draft(self.decode(p, ids[p]), len(ids[p]), stop, ids[p])
+            prefix, unsettled = start[p]
+            text = view.decode_tokens(model, [*unsettled, *ids[p]], after_text=bool(prefix))
+            done[p] = Draft(text, len(ids[p]), stop, ids[p], prefix)
 
         live = list(positions)
         for _ in range(limit):
@@ -161,13 +166,15 @@ class MentorPolicy:
     def _judge(self, view: ExchangeView, rows: list[int], own: dict, mentor: dict) -> dict[int, bool]:
         """Per row: True when the judge prefers the mentor's candidate."""
         if self.classifier is not None:
-            texts = [decision_text(view.text(p), own[p][0], mentor[p][0]) for p in rows]
+            texts = [decision_text(own[p].prefix, own[p].text, mentor[p].text) for p in rows]
             hidden = view.hidden(GENERATOR, rows, texts)
             with torch.no_grad():
                 scores = torch.sigmoid(self.classifier(hidden.float().cpu()).reshape(-1).float()).tolist()
             return {p: score <= self.threshold for p, score in zip(rows, scores, strict=True)}
         prompts = [
-            judge_prompt(self.queries[view.prompt_index(p)], view.text(p), own[p][0], mentor[p][0], self.judge_template)
+            judge_prompt(
+                self.queries[view.prompt_index(p)], own[p].prefix, own[p].text, mentor[p].text, self.judge_template
+            )
             for p in rows
         ]
         greedy = GenerationSettings(max_new_tokens=4, temperature=0.0, top_p=1.0, seed=self.ctx.settings.seed)
@@ -187,7 +194,7 @@ class MentorPolicy:
         if not consult:
             return choices
         mentor_words = self._ahead(view, MENTOR, consult, MAX_WORD_TOKENS, True, budget)
-        differ = [p for p in consult if mentor_words[p][0] != words[p][0]]
+        differ = [p for p in consult if mentor_words[p].text != words[p].text]
         for p in consult:
             if p not in differ:
                 self._record(view, p, agreed=True, chosen=GENERATOR)

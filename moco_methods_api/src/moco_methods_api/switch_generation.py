@@ -178,7 +178,8 @@ class SwitchGeneration(Method):
         def choose(positions: list[int], view: ExchangeView) -> list[int]:
             template = self.params.selector_prompt
             prompts = [
-                selector_prompt(queries[view.prompt_index(p)].prompt, view.text(p), count, template) for p in positions
+                selector_prompt(queries[view.prompt_index(p)].prompt, view.whole_text(p), count, template)
+                for p in positions
             ]
             with named_selector(self.params.selector_model is not None):
                 replies = self.ctx.pool.generate(SELECTOR, prompts, greedy)

@@ -379,6 +379,12 @@ class ExchangeView:
     def text(self, position: int) -> str:
         return self._engine.texts[position]
 
+    def whole_text(self, position: int) -> str:
+        """The row's text in whole characters: without the bytes of a character still being
+        written (what a prompt built from the text should show, rather than U+FFFD)."""
+        unsettled = self._engine.unsettled[position]
+        return self._engine.texts[position] if unsettled is None else unsettled[2]
+
     def spans(self, position: int) -> list[Span]:
         return self._engine.spans[position]
 
