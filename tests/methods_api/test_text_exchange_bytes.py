@@ -16,6 +16,7 @@ import torch
 from moco_core.backends.hf import HFBackend, HFModel, row_seed
 from moco_core.engines.full_recompute import ReferenceExchange
 from moco_core.engines.text_exchange import Choice, ExchangeView, TextExchangeDecoder
+from moco_core.engines.tokenizer_ops import byte_level_alphabet, ends_in_part_character
 from moco_core.models import smollm2_folder
 from moco_core.testing import build_sentencepiece_model
 from moco_core.types import GenerationRequest, GenerationSettings
@@ -162,7 +163,8 @@ def handed_over(script: list[list[tuple[int, int]]], seen: dict):
 def test_a_character_handed_over_midway(trios, kind, taker):
     """Model 0 starts a multi-byte character and ``taker`` writes the rest of the row's tokens.  With
     model 0's tokenizer (1) the taker goes on from its bytes and the character is whole, in the
-    taker's span; under another tokenizer (2) the bytes cannot be read, so they stay U+FFFD."""
+    taker's span; under another tokenizer (2) the bytes cannot be finished, and the taker read
+    the text without them: they leave the text, which is then what every model read."""
     models = trios[kind]
     writer = models[0].tokenizer
     script = []
@@ -191,7 +193,10 @@ def test_a_character_handed_over_midway(trios, kind, taker):
             assert result.text == text
             assert "\ufffd" not in result.spans[0].text and result.spans[1].text.strip()[0] in "😀東"
         else:
-            assert "\ufffd" in result.spans[0].text
+            cut = len(script[WRITTEN.index(text)]) - sum(1 for w, _ in script[WRITTEN.index(text)] if w == 2)
+            written = writer.decode([t for _, t in script[WRITTEN.index(text)][:cut]])
+            assert "\ufffd" not in result.text and result.spans[0].text == written.rstrip("\ufffd")
+            assert result.spans[0].tokens == cut
     reference_seen: dict = {}
     decode(ReferenceExchange(models, batch_size=1), reference_seen)
     drift = [k for k in seen if not torch.allclose(seen[k], reference_seen[k], atol=1e-4)]
@@ -243,3 +248,56 @@ def test_a_lookahead_from_midway_shows_what_it_writes(trios, kind, drafter):
     seeds = [row_seed(0, GenerationRequest(p)) for p in PROMPTS]
     decoder.decode(decoder.render(PROMPTS, [None] * 3), factory, settings, seeds)
     assert sorted(checked) == [0, 1]
+
+
+def test_bytes_no_continuation_finishes_are_text(trios):
+    """A byte that no later byte can make a character (a stray continuation byte, 0xFF) is not
+    waited for: the text, U+FFFD and all, is what every model reads; a lead byte is waited for."""
+    models = trios["byte-level BPE"]
+    tokenizer = models[0].tokenizer
+    alphabet = {b: c for c, b in byte_level_alphabet().items()}
+    byte = {b: tokenizer.convert_tokens_to_ids(alphabet[b]) for b in (0x80, 0xFF, 0xE6)}
+    start = tokenizer("ok", add_special_tokens=False)["input_ids"]
+    rows = [[*start, byte[0x80], byte[0xFF], *start], [*start, byte[0xE6], byte[0x80], byte[0x80], *start]]
+    waits: dict[tuple[int, int], bool] = {}
+
+    def factory():
+        def policy(view: ExchangeView) -> dict[int, Choice]:
+            for p in view.active:
+                waits[(view.prompt_index(p), view.step)] = view.whole_text(p) != view.text(p)
+                view.log_probs(2, [p])  # another tokenizer reads the row
+            return {
+                p: Choice(0, token=rows[view.prompt_index(p)][view.step])
+                if view.step < len(rows[view.prompt_index(p)])
+                else Choice(0, text="", stop=True)
+                for p in view.active
+            }
+
+        return policy
+
+    settings = GenerationSettings(max_new_tokens=8, temperature=0.0, top_p=1.0, seed=0)
+    decoder = TextExchangeDecoder(models, batch_size=2)
+    seeds = [row_seed(0, GenerationRequest(p)) for p in PROMPTS]
+    results = decoder.decode(decoder.render(PROMPTS, [None] * 3), factory, settings, seeds)
+    after = len(start) + 1
+    assert not any(waits[(0, step)] for step in range(after + 3)), "stray bytes were waited for"
+    assert [waits[(1, step)] for step in range(after, after + 3)] == [True, True, False]
+    assert results[0].text == "ok\ufffd\ufffdok" and results[1].text == "ok\u6000ok"
+
+
+@pytest.mark.parametrize(
+    ("spelled", "part"),
+    [
+        (b"ab\xe6", True),
+        (b"\xf0\x9f\x98", True),
+        (b"\xc3", True),
+        (b"ab", False),
+        (b"\xe6\x80\x80", False),
+        (b"ab\xff", False),
+        (b"\x80", False),
+        (b"\xe0\x80", False),
+        (b"a\xe6\x80\x80\xe6", True),
+    ],
+)
+def test_ends_in_part_character(spelled, part):
+    assert ends_in_part_character(spelled) is part

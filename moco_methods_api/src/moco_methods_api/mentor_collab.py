@@ -26,7 +26,7 @@ import torch
 
 from moco_core.backends.hf import row_seed
 from moco_core.engines.attention_masks import check_uneven_members
-from moco_core.engines.text_exchange import Choice, ExchangeView, load_text_exchange, midway_through_character
+from moco_core.engines.text_exchange import Choice, ExchangeView, load_text_exchange
 from moco_core.errors import MocoError
 from moco_core.method import Method, MethodContext
 from moco_core.models import adapter_base, resolve_model_path
@@ -124,7 +124,7 @@ class Lookahead:
                 ids[p].append(token)
                 read = [*start[p][1], *ids[p]]
                 text = view.decode_tokens(model, read, after_text=bool(start[p][0]))
-                if not midway_through_character(text):
+                if not view.midway(model, read, text):
                     settled[p] = (len(read), text)
                 still.append(p)
             live = still

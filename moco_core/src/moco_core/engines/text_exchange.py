@@ -44,7 +44,7 @@ from moco_core.backends.hf import HFModel, RowSeededSampler, active_adapter, eos
 from moco_core.engines.decoding import _ModelStream, load_hf_members
 from moco_core.engines.pretoken_encoding import PreTokenEncoder
 from moco_core.engines.row_cache import RowCache
-from moco_core.engines.tokenizer_ops import token_decoder, tokenizer_fingerprint
+from moco_core.engines.tokenizer_ops import TokenSpelling, ends_in_part_character, token_decoder, tokenizer_fingerprint
 from moco_core.errors import MocoError
 from moco_core.types import GenerationSettings
 
@@ -443,6 +443,10 @@ class ExchangeView:
         stream = self._engine.streams[model]
         return stream.sync(positions, read, extras) if extras is not None else stream.sync(positions, read)
 
+    def midway(self, model: int, ids: Sequence[int], text: str) -> bool:
+        """Whether ``text``, ``model``'s decoding of ``ids``, ends midway through a character."""
+        return self._engine.midway(model, ids, text)
+
     def reading(self, model: int, position: int) -> tuple[str, list[int]]:
         """What ``model`` reads of the row: its text in whole characters, and the raw ids (of
         ``model``'s tokenizer) of a character the row's writer is still writing."""
@@ -509,6 +513,7 @@ class TextExchangeBatch:
         self.anchors = [_anchor(m.tokenizer, d) for m, d in zip(self.models, self.decoders, strict=True)]
         self.vocab_sizes = [len(m.tokenizer) for m in self.models]
         self.fingerprints = [tokenizer_fingerprint(m.tokenizer) for m in self.models]
+        self.spellings = [TokenSpelling(m.tokenizer) for m in self.models]
         self.settles = [
             not anchor and not getattr(m.tokenizer, "clean_up_tokenization_spaces", False)
             for m, (anchor, _) in zip(self.models, self.anchors, strict=True)
@@ -544,16 +549,17 @@ class TextExchangeBatch:
         previous, text = span.text, self.texts[position]
         span.text = new = self._span_text(position, model)
         span.tokens += 1
-        whole = not midway_through_character(new)
-        if self.settles[model] and whole:  # whole characters: later tokens only add to it
-            self.span_prefix[position] = new
+        if self.settles[model] and not midway_through_character(new):  # later tokens only add to it
+            self.span_prefix[position] = new  # (a byte-fallback decoder reads a run of bytes as a whole)
             self.span_ids[position] = []
         self.texts[position] = text[: len(text) - len(previous)] + new
         self.changes[position] = (replaced, restored + new) if replaced else (previous, new)
-        if whole:
+        unsettled = self.unsettled[position]
+        pending = unsettled[1] if unsettled is not None and unsettled[0] == model else []
+        if not self.midway(model, [*pending, token], new):
             self.unsettled[position] = None
-        elif (unsettled := self.unsettled[position]) is not None and unsettled[0] == model:
-            unsettled[1].append(token)
+        elif pending:
+            pending.append(token)
         else:  # the text before this token is the last in whole characters (a byte-fallback decoder
             self.unsettled[position] = (model, [token], text)  # may turn the bytes before it to U+FFFD too)
         return True
@@ -561,10 +567,12 @@ class TextExchangeBatch:
     def _hand_over_bytes(self, position: int, model: int) -> tuple[list[int], str, str]:
         """The ids of a character the last writer left unfinished, which ``model`` (taking over)
         goes on from where it has the writer's tokenizer: they leave the last span's text and
-        start ``model``'s, so the character is decoded whole.  Under another tokenizer, none:
-        the bytes stay the U+FFFD they decode to.  Also the end of the row's text this replaced,
-        and what replaced it (the last span without those bytes may read differently)."""
-        unsettled = self._unfinished_for(position, model)
+        start ``model``'s, so the character is decoded whole.  Under another tokenizer the bytes
+        cannot be finished, and ``model`` read the text without them: they are dropped from the
+        text (the tokens still count as written).  Also, when carried, the end of the row's text
+        this replaced and what replaced it (the last span without those bytes may read
+        differently)."""
+        unsettled = self.unsettled[position]
         if unsettled is None:
             return [], "", ""
         writer, ids, settled = unsettled
@@ -572,9 +580,23 @@ class TextExchangeBatch:
         self.span_ids[position] = self.span_ids[position][: len(self.span_ids[position]) - len(ids)]
         previous, span.text = span.text, self._span_text(position, writer)
         self.texts[position] = text[: len(text) - len(previous)] + span.text
+        if self.fingerprints[writer] != self.fingerprints[model]:
+            self.unsettled[position] = None
+            return [], "", ""  # what the row gains is ``model``'s text alone
         self.unsettled[position] = (model, list(ids), settled)
         same = _common_prefix(previous, span.text)
         return list(ids), previous[same:], span.text[same:]
+
+    def midway(self, model: int, ids: Sequence[int], text: str) -> bool:
+        """Whether ``text``, decoded from ``model``'s ``ids`` (all it wrote since the text last ended
+        in a whole character), ends midway through a character: in U+FFFD for bytes that more
+        bytes can still make a character.  A byte-level decoder replaces bytes nothing can finish
+        for good, so they are text; a byte-fallback decoder reads a run of byte tokens as a whole
+        (all U+FFFD unless all valid), so the run is waited for until its text ends otherwise."""
+        if not midway_through_character(text):
+            return False
+        spelling = self.spellings[model]
+        return not spelling.byte_level or ends_in_part_character(spelling.of_ids(ids))
 
     def write_ids(self, position: int, model: int, ids: Sequence[int]) -> bool:
         """``write`` each of ``ids`` in turn; False at the writer's EOS (nothing after it is written)."""
@@ -634,13 +656,14 @@ class TextExchangeBatch:
         if token in self.stop_ids[model]:
             return ""
         if not spans or spans[-1].model != model:
-            unsettled = self._unfinished_for(position, model)
-            if unsettled is not None:
-                carried, after_text = unsettled[1], bool(unsettled[2])  # it would finish that character
-                return _added(
-                    self.decode(model, carried, after_text), self.decode(model, [*carried, token], after_text)
-                )
-            return self.decode(model, [token], bool(self.texts[position]))
+            unsettled = self.unsettled[position]
+            if unsettled is None:
+                return self.decode(model, [token], bool(self.texts[position]))
+            after_text = bool(unsettled[2])
+            if self._unfinished_for(position, model) is None:  # it would drop those bytes
+                return self.decode(model, [token], after_text)
+            carried = unsettled[1]  # it would finish that character
+            return _added(self.decode(model, carried, after_text), self.decode(model, [*carried, token], after_text))
         return _added(spans[-1].text, self._span_text(position, model, [token]))
 
     def write_text(self, position: int, model: int, text: str, tokens: int) -> None:
@@ -662,8 +685,8 @@ class TextExchangeBatch:
 
 
 def midway_through_character(text: str) -> bool:
-    """Whether a decoded text ends in U+FFFD, the decoder's stand-in for the bytes of a character
-    not yet complete (a genuine U+FFFD only waits for the next token to count as written)."""
+    """Whether a decoded text may end midway through a character: in U+FFFD, the decoder's
+    stand-in for bytes that are not a whole character (``TextExchangeBatch.midway`` tells)."""
     return text.endswith("\ufffd")
 
 

@@ -1,12 +1,19 @@
-"""What the text exchange needs to know about tokenizers: when two are the same, and a lean decode."""
+"""What the engines need to know about tokenizers: when two are the same, a lean decode, and the
+bytes a token stands for."""
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import functools
 import hashlib
+import re
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+"""SentencePiece's byte-fallback tokens."""
 
 _FINGERPRINTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
@@ -50,3 +57,47 @@ def token_decoder(tokenizer: Any) -> Callable[[list[int]], str]:
     if plain:
         return lambda ids: backend.decode(ids, skip_special_tokens=True)
     return lambda ids: tokenizer.decode(ids, skip_special_tokens=True)
+
+
+@functools.cache
+def byte_level_alphabet() -> dict[str, int]:
+    """The inverse of GPT-2's byte-to-unicode table, in which byte-level BPE tokens spell bytes."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    printable += list(range(ord("®"), ord("ÿ") + 1))
+    chars = list(printable)
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(printable, chars, strict=True)}
+
+
+class TokenSpelling:
+    """The bytes a tokenizer's (non-special) tokens stand for: byte-level BPE's alphabet, a
+    SentencePiece byte-fallback ``<0xNN>`` token's byte, else the token's text with ``▁`` as a space."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        decoder = getattr(getattr(tokenizer, "backend_tokenizer", None), "decoder", None)
+        self.byte_level = "ByteLevel" in str(decoder)
+        self.alphabet = byte_level_alphabet()
+
+    def of_token(self, token: str) -> bytes:
+        if self.byte_level and all(c in self.alphabet for c in token):
+            return bytes(self.alphabet[c] for c in token)
+        if match := BYTE_TOKEN.match(token):
+            return bytes([int(match.group(1), 16)])
+        return token.replace("▁", " ").encode("utf-8")
+
+    def of_ids(self, ids: Sequence[int]) -> bytes:
+        return b"".join(self.of_token(t or "") for t in self.tokenizer.convert_ids_to_tokens(list(ids)))
+
+
+def ends_in_part_character(spelled: bytes) -> bool:
+    """Whether ``spelled`` ends in the first bytes of a UTF-8 character (which more bytes can
+    finish), rather than in whole characters or bytes no continuation makes valid."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    decoder.decode(spelled, final=False)
+    return bool(decoder.getstate()[0])

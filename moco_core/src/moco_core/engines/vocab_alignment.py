@@ -13,7 +13,6 @@ right-padded and masked.  End-of-sequence tokens of all models are one union tok
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,25 +20,11 @@ import torch
 
 from moco_core.backends.hf import HFModel, RowSeededSampler, active_adapter
 from moco_core.engines.decoding import Combine, DecodeStep, JointDecoder, StepHook, _ModelStream, load_hf_members
+from moco_core.engines.tokenizer_ops import TokenSpelling
 from moco_core.types import GenerationSettings
 
 STOP = b"\xff<stop>"
 SPECIAL = b"\xff"
-BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
-
-
-def _byte_decoder() -> dict[str, int]:
-    """The inverse of GPT-2's byte-to-unicode table used by byte-level BPE tokenizers."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    printable += list(range(ord("®"), ord("ÿ") + 1))
-    chars = list(printable)
-    extra = 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            chars.append(256 + extra)
-            extra += 1
-    return {chr(c): b for b, c in zip(printable, chars, strict=True)}
 
 
 def token_bytes(tokenizer: Any, stop_ids: set[int]) -> list[bytes]:
@@ -47,9 +32,7 @@ def token_bytes(tokenizer: Any, stop_ids: set[int]) -> list[bytes]:
     size = len(tokenizer)
     tokens = tokenizer.convert_ids_to_tokens(list(range(size)))
     special = set(tokenizer.all_special_ids)
-    decoder = getattr(getattr(tokenizer, "backend_tokenizer", None), "decoder", None)
-    byte_level = "ByteLevel" in str(decoder)
-    table = _byte_decoder()
+    spelling = TokenSpelling(tokenizer)
     keys = []
     for index, token in enumerate(tokens):
         token = token or ""
@@ -57,12 +40,8 @@ def token_bytes(tokenizer: Any, stop_ids: set[int]) -> list[bytes]:
             keys.append(STOP)
         elif index in special:
             keys.append(SPECIAL + token.encode("utf-8"))
-        elif byte_level and all(c in table for c in token):
-            keys.append(bytes(table[c] for c in token))
-        elif match := BYTE_TOKEN.match(token):
-            keys.append(bytes([int(match.group(1), 16)]))
         else:
-            keys.append(token.replace("▁", " ").encode("utf-8"))
+            keys.append(spelling.of_token(token))
     return keys
 
 
