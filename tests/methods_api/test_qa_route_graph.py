@@ -83,7 +83,8 @@ def test_a_test_query_is_routed_the_same_whatever_shares_its_chunk():
     alone = logits([0])
     torch.manual_seed(1)
     together = logits([0, 1, 2, 3])
-    assert torch.equal(alone[0], together[0])
+    assert torch.allclose(alone[0], together[0], rtol=0, atol=1e-5)  # (sums may run in another order)
+    assert alone[0].argmax() == together[0].argmax()
 
 
 def test_trained_once_reused_and_retrained_when_its_inputs_change(api):
