@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from transformers.cache_utils import DynamicLayer
@@ -68,6 +68,15 @@ class RowResult:
     text: str
     spans: list[Span]
     tokens_by_model: list[int]
+
+
+class Unfinished(NamedTuple):
+    """A character a row's writer is midway through: the writer, its raw ids since the span's text
+    last ended in whole characters, and the row's text then."""
+
+    writer: int
+    ids: list[int]
+    before: str
 
 
 @dataclass
@@ -382,8 +391,7 @@ class ExchangeView:
     def whole_text(self, position: int) -> str:
         """The row's text in whole characters: without the bytes of a character still being
         written (what a prompt built from the text should show, rather than U+FFFD)."""
-        unsettled = self._engine.unsettled[position]
-        return self._engine.texts[position] if unsettled is None else unsettled[2]
+        return self._engine.whole_text(position)
 
     def spans(self, position: int) -> list[Span]:
         return self._engine.spans[position]
@@ -502,10 +510,9 @@ class TextExchangeBatch:
         self.span_prefix = [""] * len(rows)
         self.changes = [("", "")] * len(rows)
         """Per row, its last span's text before and after the last write (what it added, lazily)."""
-        self.unsettled: list[tuple[int, list[int], str] | None] = [None] * len(rows)
+        self.unsettled: list[Unfinished | None] = [None] * len(rows)
         """Per row whose writer is midway through a character (its span's text ends in U+FFFD, the
-        decoder's stand-in for incomplete bytes): (writer, its raw ids since the span's text last
-        ended in whole characters, the row's text then)."""
+        decoder's stand-in for incomplete bytes)."""
         self.generated = [0] * len(rows)
         self.tokens_by_model = [[0] * len(self.models) for _ in rows]
         self.stop_ids = [eos_ids(m) for m in self.models]
@@ -555,13 +562,13 @@ class TextExchangeBatch:
         self.texts[position] = text[: len(text) - len(previous)] + new
         self.changes[position] = (replaced, restored + new) if replaced else (previous, new)
         unsettled = self.unsettled[position]
-        pending = unsettled[1] if unsettled is not None and unsettled[0] == model else []
+        pending = unsettled.ids if unsettled is not None and unsettled.writer == model else []
         if not self.midway(model, [*pending, token], new):
             self.unsettled[position] = None
         elif pending:
             pending.append(token)
         else:  # the text before this token is the last in whole characters (a byte-fallback decoder
-            self.unsettled[position] = (model, [token], text)  # may turn the bytes before it to U+FFFD too)
+            self.unsettled[position] = Unfinished(model, [token], text)  # may turn the bytes before it to U+FFFD too)
         return True
 
     def _hand_over_bytes(self, position: int, model: int) -> tuple[list[int], str, str]:
@@ -575,7 +582,7 @@ class TextExchangeBatch:
         unsettled = self.unsettled[position]
         if unsettled is None:
             return [], "", ""
-        writer, ids, settled = unsettled
+        writer, ids, before = unsettled
         span, text = self.spans[position][-1], self.texts[position]
         self.span_ids[position] = self.span_ids[position][: len(self.span_ids[position]) - len(ids)]
         previous, span.text = span.text, self._span_text(position, writer)
@@ -583,7 +590,7 @@ class TextExchangeBatch:
         if self.fingerprints[writer] != self.fingerprints[model]:
             self.unsettled[position] = None
             return [], "", ""  # what the row gains is ``model``'s text alone
-        self.unsettled[position] = (model, list(ids), settled)
+        self.unsettled[position] = Unfinished(model, list(ids), before)
         same = _common_prefix(previous, span.text)
         return list(ids), previous[same:], span.text[same:]
 
@@ -613,17 +620,21 @@ class TextExchangeBatch:
             return [self.texts[p] for p in positions], None
         texts, extras = [], []
         for p in positions:
-            unsettled = self.unsettled[p]
-            texts.append(self.texts[p] if unsettled is None else unsettled[2])
+            texts.append(self.whole_text(p))
             readable = self._unfinished_for(p, model)
-            extras.append(readable[1] if readable is not None else [])
+            extras.append(readable.ids if readable is not None else [])
         return texts, extras if any(extras) else None
 
-    def _unfinished_for(self, position: int, model: int) -> tuple[int, list[int], str] | None:
+    def whole_text(self, position: int) -> str:
+        """The row's text without the bytes of a character still being written."""
+        unsettled = self.unsettled[position]
+        return self.texts[position] if unsettled is None else unsettled.before
+
+    def _unfinished_for(self, position: int, model: int) -> Unfinished | None:
         """The row's unfinished character (``unsettled``) where ``model`` has its writer's tokenizer
         and so can read, and go on from, its bytes; else None."""
         unsettled = self.unsettled[position]
-        if unsettled is None or self.fingerprints[unsettled[0]] != self.fingerprints[model]:
+        if unsettled is None or self.fingerprints[unsettled.writer] != self.fingerprints[model]:
             return None
         return unsettled
 
@@ -659,10 +670,10 @@ class TextExchangeBatch:
             unsettled = self.unsettled[position]
             if unsettled is None:
                 return self.decode(model, [token], bool(self.texts[position]))
-            after_text = bool(unsettled[2])
+            after_text = bool(unsettled.before)
             if self._unfinished_for(position, model) is None:  # it would drop those bytes
                 return self.decode(model, [token], after_text)
-            carried = unsettled[1]  # it would finish that character
+            carried = unsettled.ids  # it would finish that character
             return _added(self.decode(model, carried, after_text), self.decode(model, [*carried, token], after_text))
         return _added(spans[-1].text, self._span_text(position, model, [token]))
 
